@@ -1,0 +1,5 @@
+import sys
+
+from capplan.cli import main
+
+sys.exit(main())
