@@ -93,3 +93,15 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """One real papermill run of params/demo.yaml into a temporary outputs folder."""
+    from capplan.run import run_report
+
+    out = tmp_path_factory.mktemp("outputs")
+    res = run_report(ROOT / "params" / "demo.yaml", outputs=out, cell_timeout_s=300)
+    if res.status == "failed":
+        pytest.fail(f"demo run failed: {res.notebooks}", pytrace=False)
+    return res

@@ -1,0 +1,199 @@
+"""Findings: the plain data between the models and the report.
+
+A :class:`Finding` is one figure with its evidence: value, unit, interval, sample count, window,
+source, status, and the text the report shows for it (``display``), formatted once here.  Each
+notebook saves its findings as ``findings/<notebook>.json`` in the run folder; the report
+notebook gathers them into ``summary.json`` (schema below) and the report renders only what is in
+it, so every number in the handoff document traces to summary.json by construction.
+
+summary.json, schema_version 1::
+
+    {"schema_version": 1, "generated_at": ISO, "name", "service", "from_phase", "to_phase",
+     "synthetic": bool, "degraded": bool,
+     "sections": {"<section>": [Finding, ...], ...},
+     "statements": [{"severity", "text", "refs": [finding ids]}],   # executive summary
+     "notes": {"<section>": [str, ...]}, "figures": {"<id>": "figures/<file>.png"}}
+
+A Finding (all keys always present; null where not applicable)::
+
+    {"id", "section", "label", "metric", "value", "unit", "interval": [lo, hi] | null,
+     "n", "window": [start, end] | null, "source", "status", "detail",
+     "display": {"value", "interval", ...}, "extra": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["SUMMARY_SCHEMA", "Finding", "fmt", "fmt_interval", "fmt_date", "save_findings",
+           "load_findings", "write_summary", "read_summary", "SEVERITY"]
+
+SUMMARY_SCHEMA = 1
+#: status -> severity rank (higher is worse), used to order the executive summary
+SEVERITY = {"misses": 4, "critical": 4, "worse": 4, "crosses": 3, "at risk": 3,
+            "insufficient evidence": 2, "insufficient data": 2, "not within horizon": 1,
+            "meets": 0, "better": 0, "no detectable change": 0, "increased": 0, "decreased": 0,
+            "info": 0, None: 0}
+
+_BYTES = [("TiB", 2 ** 40), ("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)]
+
+
+def _num(x: float, digits: int = 3) -> str:
+    if x == 0:
+        return "0"
+    mag = abs(x)
+    if mag >= 1000:
+        return f"{x:,.0f}"
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(mag))))
+    return f"{x:.{min(decimals, 6)}f}"
+
+
+def fmt(value: Any, unit: str | None) -> str:
+    """Human text for a value in a unit: bytes in IEC units, ratios as %, seconds in ms/s."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return fmt_date(value)
+    v = float(value)
+    if unit == "bytes":
+        for name, size in _BYTES:
+            if abs(v) >= size:
+                return f"{_num(v / size)} {name}"
+        return f"{v:.0f} B"
+    if unit in ("ratio",):
+        from capplan.models._numfmt import fmt_value
+
+        return fmt_value(v, "ratio")
+    if unit == "percent":
+        return f"{v:.1f}%"
+    if unit == "seconds":
+        return f"{_num(v * 1000)} ms" if abs(v) < 1 else f"{_num(v)} s"
+    suffix = {"per_second": "/s", "requests_per_second": " req/s",
+              "transactions_per_second": " tx/s", "connections": " connections",
+              "clients": " clients"}.get(unit or "", "")
+    return f"{_num(v)}{suffix}"
+
+
+def fmt_interval(lo: Any, hi: Any, unit: str | None) -> str | None:
+    """``lo – hi``; ratios get as many decimals as it takes for the two ends to differ."""
+    if lo is None or hi is None:
+        return None
+    if any(isinstance(x, float) and math.isnan(x) for x in (lo, hi)):
+        return None
+    if unit == "ratio":
+        from capplan.models._numfmt import fmt_interval as _ratio_interval
+
+        return _ratio_interval(float(lo), float(hi), "ratio")
+    return f"{fmt(lo, unit)} – {fmt(hi, unit)}"
+
+
+def fmt_date(ts: Any) -> str:
+    if ts is None:
+        return "n/a"
+    return pd.Timestamp(ts).strftime("%Y-%m-%d")
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: timestamps to ISO, NaN/inf to null, numpy scalars to Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (pd.Timestamp, datetime)):
+        return pd.Timestamp(obj).isoformat()
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        try:
+            obj = obj.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    return obj
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One figure of the report with its evidence (see the module docstring)."""
+
+    id: str
+    section: str
+    label: str
+    value: Any = None
+    unit: str | None = None
+    interval: tuple[Any, Any] | None = None
+    n: float | None = None
+    window: tuple[Any, Any] | None = None
+    source: str | None = None
+    status: str | None = None
+    detail: str | None = None
+    metric: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        disp = {"value": fmt(self.value, self.unit)}
+        if self.interval is not None:
+            disp["interval"] = fmt_interval(self.interval[0], self.interval[1], self.unit)
+        if self.n is not None:
+            disp["n"] = f"{float(self.n):,.0f}"
+        if self.window is not None and self.window[0] is not None:
+            disp["window"] = f"{fmt_date(self.window[0])} – {fmt_date(self.window[1])}"
+        disp.update({k: v for k, v in self.extra.get("display", {}).items()})
+        d["display"] = disp
+        return _clean(d)
+
+
+def save_findings(run_dir: str | Path, notebook: str, findings: list[Finding], *,
+                  notes: list[str] | None = None, figures: dict[str, str] | None = None,
+                  meta: dict | None = None) -> Path:
+    """Write ``findings/<notebook>.json`` atomically (temp file + rename)."""
+    folder = Path(run_dir) / "findings"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{notebook}.json"
+    payload = {"notebook": notebook, "findings": [f.to_dict() for f in findings],
+               "notes": list(notes or []), "figures": dict(figures or {}), "meta": _clean(meta or {})}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load_findings(run_dir: str | Path) -> dict[str, dict]:
+    """All saved findings of a run folder, by notebook name (empty when none)."""
+    folder = Path(run_dir) / "findings"
+    out = {}
+    if folder.is_dir():
+        for p in sorted(folder.glob("*.json")):
+            out[p.stem] = json.loads(p.read_text(encoding="utf-8"))
+    return out
+
+
+def write_summary(run_dir: str | Path, summary: dict) -> Path:
+    """Write ``summary.json`` (strict JSON, schema_version set) atomically."""
+    summary = _clean({"schema_version": SUMMARY_SCHEMA,
+                      "generated_at": datetime.now(timezone.utc).isoformat(), **summary})
+    path = Path(run_dir) / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_summary(path: str | Path) -> dict:
+    """Read a summary.json (a run folder or the file); raises ValueError on a newer schema."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "summary.json"
+    data = json.loads(p.read_text(encoding="utf-8"))
+    if int(data.get("schema_version", 0)) > SUMMARY_SCHEMA:
+        raise ValueError(f"{p}: summary schema {data.get('schema_version')} is newer than this "
+                         f"capplan ({SUMMARY_SCHEMA}); upgrade capplan")
+    return data

@@ -1,0 +1,185 @@
+"""The steps the notebooks call: collect → growth → scaling → report.
+
+Each step is one call from one notebook.  It reads the store, calls models, saves its findings to
+``findings/<notebook>.json`` in the run folder and returns a small outcome whose tables and
+figures the notebook displays.  Notebooks hold the narrative and the parameters; this module holds
+the logic (no ``def`` in notebooks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from capplan.errors import ConfigError, InsufficientData
+from capplan.findings import Finding, save_findings
+from capplan.params import project_root
+
+__all__ = ["run_folder", "store_location", "open_run_store", "data_end", "collect_step",
+           "growth_step", "scaling_step", "report_step", "DEMO_SWEEP"]
+
+DEMO_SWEEP = "demo"
+
+
+def run_folder(run_dir: str) -> Path:
+    """The run folder given by ``capplan run``, or ``outputs/_lab`` for interactive use."""
+    folder = Path(run_dir) if run_dir else project_root() / "outputs" / "_lab"
+    (folder / "figures").mkdir(parents=True, exist_ok=True)
+    (folder / "findings").mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def store_location(store: str, run_dir: Path) -> str:
+    """``store`` param → what :func:`capplan.store.open_store` takes ('' = run folder file)."""
+    if not store:
+        return str(Path(run_dir) / "metrics.sqlite")
+    if store.startswith("env:"):
+        return store
+    p = Path(store).expanduser()
+    return str(p if p.is_absolute() else project_root() / p)
+
+
+def open_run_store(store: str, run_dir: Path):
+    from capplan.store import open_store
+
+    return open_store(store_location(store, run_dir))
+
+
+def data_end(store) -> pd.Timestamp | None:
+    """The newest sample in the store: the report's "now"."""
+    s = store.series()
+    return None if s.empty else pd.Timestamp(s["last"].max())
+
+
+# --- 01-collect --------------------------------------------------------------------------------
+
+@dataclass
+class CollectOutcome:
+    mode: str
+    synthetic: bool
+    inventory: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    degraded: bool = False
+
+
+def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_days: int = 90,
+                 demo_latency_factor: float = 1.0, sources: list | None = None,
+                 duration_s: float = 60.0, interval_s: float = 5.0) -> CollectOutcome:
+    """Fill the store (demo history, live sampling, or nothing) and record what it holds."""
+    from capplan.evidence import describe_store
+
+    notes: list[str] = []
+    meta: dict = {"mode": mode, "synthetic": mode == "demo"}
+    degraded = False
+    if mode not in ("demo", "live", "store"):
+        raise ConfigError(f"mode must be demo, live or store, got {mode!r}", key="mode")
+    with open_run_store(store, run_dir) as st:
+        if mode == "demo":
+            from capplan.demo import DEMO_LABEL, describe_demo, generate_demo
+
+            frame = generate_demo(seed=seed, days=demo_days)
+            if demo_latency_factor != 1.0:
+                m = frame["metric"] == "http_request_duration_p95_seconds"
+                frame.loc[m, "value"] = frame.loc[m, "value"] * demo_latency_factor
+                notes.append(f"API latency multiplied by {demo_latency_factor:g} "
+                             "(demo_latency_factor: a rehearsed regression)")
+            st.append(frame)
+            meta["demo"] = describe_demo(seed=seed, days=demo_days)
+            meta["demo"]["latency_factor"] = demo_latency_factor
+            notes.insert(0, f"{DEMO_LABEL}: generated from seed {seed}, {demo_days} days at 5-minute "
+                            "resolution; no server was contacted.")
+        elif mode == "live":
+            from capplan.collect import create
+            from capplan.collect.loop import collect
+
+            if not sources:
+                raise ConfigError("mode 'live' needs at least one entry in 'sources'", key="sources",
+                                  hint="see params/local.yaml for an example")
+            collectors = []
+            for i, spec in enumerate(sources):
+                if not isinstance(spec, dict) or "source" not in spec:
+                    raise ConfigError("each source needs a 'source' kind", key=f"sources[{i}]")
+                spec = dict(spec)
+                collectors.append(create(spec.pop("source"), **spec))
+            res = collect(collectors, st, duration_s=duration_s, interval_s=interval_s,
+                          progress=False)
+            gaps = getattr(res, "errors", None) or getattr(res, "gaps", None) or []
+            if gaps:
+                degraded = True
+                notes.append(f"{len(gaps)} collection error(s); see the Data section")
+                meta["collection_errors"] = [str(g) for g in gaps][:50]
+            meta["collection"] = {"duration_s": duration_s, "interval_s": interval_s}
+        inv = describe_store(st)
+    if inv.empty:
+        raise InsufficientData("the store holds no samples",
+                               hint="use mode: demo, or collect first (mode: live)")
+    findings = [Finding(id=f"data.{row.source}", section="data", label=str(row.source),
+                        value=float(row.samples), unit="count", n=float(row.samples),
+                        window=(row.first, row.last), source=str(row.source), status="info",
+                        extra={"series": int(row.series)})
+                for row in inv.itertuples()]
+    meta["degraded"] = degraded
+    save_findings(run_dir, "01-collect", findings, notes=notes, meta=meta)
+    return CollectOutcome(mode, mode == "demo", inv, notes, degraded)
+
+
+# --- 02-growth ---------------------------------------------------------------------------------
+
+@dataclass
+class GrowthOutcome:
+    table: pd.DataFrame
+    figures: list[str]
+    findings: list[Finding]
+
+
+def _synthetic(run_dir: Path) -> bool:
+    from capplan.findings import load_findings
+
+    meta = load_findings(run_dir).get("01-collect", {}).get("meta", {})
+    return bool(meta.get("synthetic"))
+
+
+def growth_step(*, store: str, run_dir: Path, capacity: list, grain: str = "1h",
+                horizon_days: int = 90, lookback_days: int = 90) -> GrowthOutcome:
+    """Forecast every capacity entry and compute its runway (see :mod:`capplan.runway`)."""
+    from capplan.runway import analyse_capacity, parse_capacity
+
+    specs = parse_capacity(capacity)
+    synthetic = _synthetic(run_dir)
+    findings, figs, rows = [], [], []
+    with open_run_store(store, run_dir) as st:
+        end = data_end(st)
+        for spec in specs:
+            out = analyse_capacity(st, spec, end=end, lookback_days=lookback_days, grain=grain,
+                                   horizon_days=horizon_days, run_dir=run_dir, synthetic=synthetic)
+            f = out.finding
+            findings.append(f)
+            if out.figure:
+                figs.append(out.figure)
+            d = f.to_dict()["display"]
+            rows.append({"resource": f.label, "current": d.get("value"), "limit": d.get("limit"),
+                         "utilisation": d.get("utilisation"), "crossing (95% interval)": d.get("crossing"),
+                         "P(cross in horizon)": d.get("p_cross", "n/a"), "status": f.status})
+    save_findings(run_dir, "02-growth", findings, figures={f"runway_{i}": p for i, p in enumerate(figs)},
+                  meta={"grain": grain, "horizon_days": horizon_days, "lookback_days": lookback_days})
+    return GrowthOutcome(pd.DataFrame(rows), figs, findings)
+
+
+# --- 03-scaling --------------------------------------------------------------------------------
+
+def scaling_step(**kwargs):
+    """See :func:`capplan.scaling.scaling_step` (kept there to keep this module small)."""
+    from capplan.scaling import scaling_step as _step
+
+    return _step(**kwargs)
+
+
+# --- 04-report ---------------------------------------------------------------------------------
+
+def report_step(**kwargs):
+    """See :func:`capplan.summary.report_step`."""
+    from capplan.summary import report_step as _step
+
+    return _step(**kwargs)

@@ -1,0 +1,172 @@
+"""Scaling headroom from load tests: the 03-scaling step.
+
+Load points (one row per concurrency level and run, :mod:`capplan.loadtest.points`) are fitted
+with the Universal Scalability Law (:func:`capplan.models.usl.fit_usl`).  The step reports the
+peak throughput and the concurrency where it occurs (with 95 % intervals), the Amdahl ceiling,
+the concurrency and throughput at the latency target (Little's law), and how many instances a
+target load needs — the target load being ``load_multiplier`` × today's peak of the live quantity
+the load test stands for (``load_metric``, e.g. ``pg_xact_commit_per_second``), read from the store.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from capplan.errors import CapplanError, InsufficientData
+from capplan.findings import Finding, fmt, save_findings
+from capplan.report import figures
+
+__all__ = ["ScalingOutcome", "load_points", "scaling_step"]
+
+
+@dataclass
+class ScalingOutcome:
+    points: pd.DataFrame
+    capacity: pd.DataFrame
+    findings: list[Finding]
+    figures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_points(loadtest_file: str, tool: str = "") -> tuple[pd.DataFrame, str]:
+    """Load points from ``demo`` (the packaged pgbench sweep) or a result file; (points, origin)."""
+    from capplan.loadtest import read_loadtest
+
+    if loadtest_file == "demo":
+        ref = resources.files("capplan") / "data" / "demo_pgbench_sweep.csv"
+        with resources.as_file(ref) as p:
+            return read_loadtest(p, tool="points"), f"recorded pgbench sweep ({p.name})"
+    p = Path(loadtest_file)
+    return read_loadtest(p, tool=tool or None), str(p.name)
+
+
+def _peak_today(store, metric: str) -> tuple[float | None, dict]:
+    from capplan.evidence import load_series
+    from capplan.pipeline import data_end
+
+    end = data_end(store)
+    start = None if end is None else end - pd.Timedelta(days=7)
+    ev = load_series(store, metric, start=start, end=end, grain="5min", statistic="max")
+    s = ev.series.dropna()
+    if s.empty:
+        return None, {}
+    return float(s.max()), {"window": ev.window(), "n": ev.n_samples, "source": ev.source,
+                            "unit": ev.unit}
+
+
+def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
+                 loadtest_tool: str = "", load_metric: str = "", load_multiplier: float = 10.0,
+                 latency_target_s: float = 0.0) -> ScalingOutcome:
+    """Fit USL to the load points and save the scaling findings (``findings/03-scaling.json``)."""
+    from capplan.models.usl import fit_usl
+
+    if not loadtest_file:
+        save_findings(run_dir, "03-scaling", [], notes=["No load test results were given "
+                                                        "(params: loadtest_file)."])
+        return ScalingOutcome(pd.DataFrame(), pd.DataFrame(), [], [], ["no load test"])
+    points, origin = load_points(loadtest_file, loadtest_tool)
+    pts = points.dropna(subset=["concurrency", "throughput_per_s"])
+    tools = ",".join(sorted(set(pts["tool"].astype(str)))) if "tool" in pts else "load test"
+    src = f"loadtest:{tools}"
+    window = (pts["started_at"].min(), pts["started_at"].max()) if "started_at" in pts and \
+        pts["started_at"].notna().any() else None
+    try:
+        fit = fit_usl(pts["concurrency"].to_numpy(float), pts["throughput_per_s"].to_numpy(float))
+    except InsufficientData as exc:
+        f = Finding("scaling.fit", "scaling", "USL fit", status="insufficient data",
+                    detail=exc.message, n=float(len(pts)), source=src)
+        save_findings(run_dir, "03-scaling", [f], notes=[exc.message])
+        return ScalingOutcome(points, pd.DataFrame(), [f], [], [exc.message])
+    n = float(fit.n_points)
+    base = dict(section="scaling", n=n, window=window, source=src)
+    unit = "per_second"
+    fs = [
+        Finding("scaling.x_peak", label="Peak throughput X(N*)", value=fit.x_peak, unit=unit,
+                interval=tuple(fit.x_peak_ci95) if fit.x_peak_ci95 else None, status="info",
+                metric="throughput", **base),
+        Finding("scaling.n_peak", label="Concurrency at peak N*", value=fit.n_peak, unit="count",
+                interval=tuple(fit.n_peak_ci95) if fit.n_peak_ci95 else None, status="info", **base),
+        Finding("scaling.x_ceiling", label="Amdahl ceiling λ/σ", value=fit.x_ceiling, unit=unit,
+                interval=tuple(fit.x_ceiling_ci95) if fit.x_ceiling_ci95 else None, status="info", **base),
+        Finding("scaling.sigma", label="Contention σ", value=fit.sigma, unit="count",
+                interval=tuple(fit.ci95["sigma"]), status="info", **base),
+        Finding("scaling.kappa", label="Coherency κ", value=fit.kappa, unit="count",
+                interval=tuple(fit.ci95["kappa"]), status="info", **base),
+        Finding("scaling.lambda", label="Single-client throughput λ", value=fit.lam, unit=unit,
+                interval=tuple(fit.ci95["lambda"]), status="info", **base),
+    ]
+    rows = [{"quantity": f.label, "value": fmt(f.value, f.unit),
+             "95% interval": f.to_dict()["display"].get("interval") or "n/a"} for f in fs]
+    warnings = list(fit.warnings)
+    if latency_target_s and latency_target_s > 0:
+        n_at = fit.concurrency_at_latency(latency_target_s)
+        x_at = fit.throughput_at_latency(latency_target_s)
+        f = Finding("scaling.n_at_latency", label=f"Concurrency at {fmt(latency_target_s, 'seconds')} "
+                    "mean latency", value=n_at, unit="count", status="info" if n_at else
+                    "insufficient data", detail="Little's law R(N) = N / X(N)", **base)
+        g = Finding("scaling.x_at_latency", label=f"Throughput at {fmt(latency_target_s, 'seconds')} "
+                    "mean latency", value=x_at, unit=unit, status="info" if x_at else
+                    "insufficient data", detail="Little's law R(N) = N / X(N)", **base)
+        fs += [f, g]
+        rows += [{"quantity": f.label, "value": fmt(n_at, "count"), "95% interval": "n/a"},
+                 {"quantity": g.label, "value": fmt(x_at, unit), "95% interval": "n/a"}]
+    if load_metric:
+        try:
+            with_store = _instances_for_target(fit, run_dir, store, load_metric, load_multiplier,
+                                               latency_target_s, base)
+        except CapplanError as exc:
+            warnings.append(f"target load not computed: {exc.message}")
+            with_store = []
+        fs += with_store
+        rows += [{"quantity": f.label, "value": f.to_dict()["display"]["value"],
+                  "95% interval": f.to_dict()["display"].get("interval") or "n/a"} for f in with_store]
+    curve_n = np.linspace(1, max(float(pts["concurrency"].max()) * 1.5, 2), 120)
+    curve = fit.predict(curve_n)
+    synthetic = False
+    fig = figures.usl_figure(pts["concurrency"].to_numpy(float), pts["throughput_per_s"].to_numpy(float),
+                             curve, title=f"Scalability: {origin}",
+                             unit_label="throughput (per second)", n_peak=fit.n_peak,
+                             synthetic=synthetic)
+    fig_path = figures.save(fig, run_dir, "scaling_usl")
+    meta = {"origin": origin, "fit": fit.to_dict(), "figure": fig_path,
+            "points": pts[[c for c in ("concurrency", "throughput_per_s", "latency_mean_s",
+                                       "latency_p95_s", "errors") if c in pts]].to_dict("records")}
+    save_findings(run_dir, "03-scaling", fs, notes=warnings, figures={"usl": fig_path}, meta=meta)
+    return ScalingOutcome(points, pd.DataFrame(rows), fs, [fig_path], warnings)
+
+
+def _instances_for_target(fit, run_dir, store, load_metric, multiplier, latency_target_s, base):
+    from capplan.models.queueing import instances_needed
+    from capplan.pipeline import open_run_store
+
+    with open_run_store(store, run_dir) as st:
+        peak, info = _peak_today(st, load_metric)
+    if peak is None:
+        raise InsufficientData(f"no recent samples of {load_metric}")
+    target = peak * multiplier
+    res = instances_needed(target, latency_target_s or None, per_instance=fit)
+    k = getattr(res, "instances", res)
+    ev = dict(base)
+    ev.update(window=tuple(info.get("window") or (None, None)), source=info.get("source"),
+              n=info.get("n"))
+    return [
+        Finding("scaling.peak_today", "scaling", f"Today's peak {load_metric} (last 7 days)",
+                value=peak, unit="per_second", status="info", metric=load_metric,
+                **{k2: v for k2, v in ev.items() if k2 != "section"}),
+        Finding("scaling.target_load", "scaling", f"Target load ({multiplier:g}× today's peak)",
+                value=target, unit="per_second", status="info", metric=load_metric,
+                **{k2: v for k2, v in ev.items() if k2 != "section"}),
+        Finding("scaling.instances_needed", "scaling",
+                f"Instances needed for {multiplier:g}× today's peak", value=float(k) if k is not None
+                else math.nan, unit="count", status="info" if k is not None else "insufficient data",
+                detail=getattr(res, "detail", None) or "per-instance USL throughput with M/M/c "
+                "waiting at the latency target",
+                extra={"multiplier": multiplier, "latency_target_s": latency_target_s},
+                **{k2: v for k2, v in ev.items() if k2 != "section"}),
+    ]

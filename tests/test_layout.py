@@ -1,0 +1,52 @@
+"""The fixed layout, the notebooks' house rules and the public surface."""
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import capplan
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_top_level_layout():
+    for name in ("requirements.txt", "notebooks", "lib/capplan", "params", "outputs", "tests",
+                 "bench", "README.md", "Makefile", ".ci/run"):
+        assert (ROOT / name).exists(), name
+    ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "outputs/demo/x"],
+                             capture_output=True, text=True)
+    assert ignored.returncode == 0, "outputs/ must be git-ignored"
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make report" in readme
+    ci = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l and not l.startswith("#")]
+    assert ci[-1].strip() == "make test"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_thin_stripped_and_have_one_parameters_cell(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1
+    for c in code:
+        src = "".join(c["source"])
+        assert not c.get("outputs") and not c.get("execution_count"), "commit notebooks stripped"
+        assert not re.search(r"^\s*(def|class)\s", src, re.M), "logic belongs in lib/"
+        assert "sys.path" not in src
+    params_src = "".join(tagged[0]["source"])
+    for line in params_src.splitlines():
+        if line.strip() and not line.startswith((" ", "]", "#")):
+            assert re.match(r"^\w+: \w+ = .*  # .+", line), f"annotated with help: {line}"
+
+
+def test_public_all_matches_what_is_public():
+    public = {n for n in dir(capplan) if not n.startswith("_") and not isinstance(
+        getattr(capplan, n), type(capplan))}
+    assert set(capplan.__all__) - {"__version__"} == public
