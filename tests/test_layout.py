@@ -40,10 +40,11 @@ def test_notebooks_are_thin_stripped_and_have_one_parameters_cell(path):
         assert not c.get("outputs") and not c.get("execution_count"), "commit notebooks stripped"
         assert not re.search(r"^\s*(def|class)\s", src, re.M), "logic belongs in lib/"
         assert "sys.path" not in src
-    params_src = "".join(tagged[0]["source"])
-    for line in params_src.splitlines():
-        if line.strip() and not line.startswith((" ", "]", "#")):
-            assert re.match(r"^\w+: \w+ = .*  # .+", line), f"annotated with help: {line}"
+    from capplan.params import notebook_parameters
+
+    for name, spec in notebook_parameters(path.stem).items():
+        assert spec["type"] not in ("None", ""), f"{name}: annotate its type"
+        assert spec["help"], f"{name}: add a '# help' comment"
 
 
 def test_public_all_matches_what_is_public():

@@ -23,9 +23,397 @@ def _print_json(obj) -> None:
 # Sections are owned by the capability that provides the verb.
 
 # --- foundation verbs (run, demo) ------------------------------------------------------------
+
+def add_run(sub) -> None:
+    p = sub.add_parser("run", help="run the report pipeline for a params file")
+    p.add_argument("params", help="params YAML file, e.g. params/demo.yaml")
+    p.add_argument("--outputs", default=None, help="outputs directory (default: outputs/)")
+    p.add_argument("--cell-timeout", type=float, default=600, help="seconds per notebook cell")
+    p.add_argument("--log-output", action="store_true", help="stream notebook output to the log")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args) -> int:
+    from capplan.run import run_report
+
+    res = run_report(args.params, outputs=args.outputs, cell_timeout_s=args.cell_timeout,
+                     log_output=args.log_output)
+    for nb in res.notebooks:
+        line = f"  {nb['notebook']:<20} {nb['status']:<7} {nb['duration_s'] or 0:6.1f} s"
+        print(line + (f"  {nb['error']}" if nb["error"] else ""), file=sys.stderr)
+    if res.status == "failed":
+        print(f"capplan run: FAILED; the error-marked notebook is in {res.run_dir}", file=sys.stderr)
+    else:
+        print(res.report_html)
+    return res.exit_code
+
+
+def add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="write the SYNTHETIC demo history (CSV or store)",
+                       description="Generate the deterministic SYNTHETIC DEMO DATA history "
+                                   "(capplan.demo) and write it as a contract CSV or into a store.")
+    p.add_argument("--seed", type=int, help="random seed (default: capplan.demo.DEFAULT_SEED, 7)")
+    p.add_argument("--days", type=int, help="days of history (default 90)")
+    p.add_argument("--end", help="end of the window, exclusive, UTC (default 2026-11-01T00:00:00Z)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="FILE.csv", help="write a CSV with the contract columns")
+    where.add_argument("--store", metavar="PATH", help="append to the metrics store at PATH")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from capplan.demo import DEMO_LABEL, generate_demo, write_frame_csv
+
+    given = {k: getattr(args, k) for k in ("seed", "days", "end") if getattr(args, k) is not None}
+    frame = generate_demo(**given)
+    if args.store:
+        from capplan.store import open_store
+
+        with open_store(args.store) as store:
+            rows = store.append(frame)
+        target = {"store": str(args.store)}
+    else:
+        rows = write_frame_csv(frame, args.out)
+        target = {"out": str(args.out)}
+    _print_json({"label": DEMO_LABEL, "rows": rows,
+                 "series": int(frame.groupby(["source", "metric", "labels"]).ngroups),
+                 "first_sample": frame["timestamp"].min().isoformat(),
+                 "last_sample": frame["timestamp"].max().isoformat(), **target})
+    return EXIT_OK
+
+
 # --- collection verbs (collect) ---------------------------------------------------------------
+def add_collect(sub) -> None:
+    p = sub.add_parser("collect", help="sample the params' live sources into the store",
+                       description="Read every source listed under 'sources:' in PARAMS each "
+                                   "interval for a bounded duration and append the samples to "
+                                   "the metrics store (capplan.collect.loop.collect).")
+    p.add_argument("params", metavar="PARAMS", help="params YAML with a 'sources:' list")
+    p.add_argument("--duration", type=float, metavar="S",
+                   help="seconds to collect (default: collect_duration_s in params, else 60)")
+    p.add_argument("--interval", type=float, metavar="S",
+                   help="seconds between rounds (default: collect_interval_s, else 5)")
+    p.add_argument("--store", metavar="PATH",
+                   help="store path or env:VAR (default: 'store' in params, else "
+                        ".capplan/metrics.sqlite)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_collect)
+
+
+def cmd_collect(args) -> int:
+    from capplan.collect.loop import build_collectors, collect, collect_settings
+    from capplan.params import load_params
+    from capplan.store import open_store
+
+    raw = load_params(args.params).values   # unknown keys, wrong types and secrets refused
+    settings = collect_settings(raw, duration_s=args.duration, interval_s=args.interval,
+                                store=args.store)
+    collectors = build_collectors(raw.get("sources"), path=str(args.params))
+    try:
+        with open_store(settings["store"]) as store:
+            result = collect(collectors, store, duration_s=settings["duration_s"],
+                             interval_s=settings["interval_s"],
+                             batch_size=settings["batch_size"], progress=not args.no_progress)
+    finally:
+        for c in collectors:
+            c.close()
+    _print_json({"store": settings["store"], **result.to_dict()})
+    if result.interrupted:
+        return 130
+    return EXIT_DEGRADED if result.degraded else EXIT_OK
+
+
 # --- growth verbs (forecast, runway) ----------------------------------------------------------
+def _growth_common(p) -> None:
+    p.add_argument("file", metavar="FILE.csv", help="CSV with columns timestamp,value (any interval)")
+    p.add_argument("--horizon", type=int, required=True, help="steps of the grain to forecast")
+    p.add_argument("--grain", default="1h", help="analysis grain, a pandas interval (default 1h)")
+    p.add_argument("--lower", type=float, default=None, help="physical lower bound (e.g. 0)")
+    p.add_argument("--upper", type=float, default=None, help="physical upper bound (e.g. 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _growth_fit(args):
+    from capplan.models.growth import fit_forecast
+    from capplan.seriesio import read_series_csv
+
+    y = read_series_csv(args.file)
+    y.name = args.file
+    return fit_forecast(y, horizon=args.horizon, grain=args.grain, bounds=(args.lower, args.upper))
+
+
+def _growth_run(verb: str, fn, args) -> int:
+    """Unusable input -> exit 2 with ONE line (message and hint joined)."""
+    try:
+        return fn(args)
+    except (ConfigError, ParseError, InsufficientData) as exc:
+        hint = f" (how to fix: {exc.hint})" if exc.hint else ""
+        print(f"capplan {verb}: {exc.message}{hint}".replace("\n", " "), file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def add_forecast(sub) -> None:
+    p = sub.add_parser("forecast", help="forecast a timestamp,value series with calibrated intervals")
+    _growth_common(p)
+    p.set_defaults(func=cmd_forecast)
+
+
+def _forecast(args) -> int:
+    fc = _growth_fit(args)
+    if args.json:
+        _print_json(fc.to_dict())
+        return EXIT_OK
+    bt = fc.backtest
+    print(f"model: {fc.model}")
+    print(f"backtest: MASE {bt.mase:.3f}, 80% interval covered {bt.coverage80:.0%}, "
+          f"95% covered {bt.coverage95:.0%} ({bt.folds} folds)")
+    for c in fc.changes:
+        print(f"change: {c.kind} {c.size:+.4g} at {c.timestamp.isoformat()}")
+    for w in fc.warnings:
+        print(f"warning: {w}")
+    print(fc.frame.to_string(float_format=lambda v: f"{v:.6g}"))
+    return EXIT_OK
+
+
+def cmd_forecast(args) -> int:
+    return _growth_run("forecast", _forecast, args)
+
+
+def add_runway(sub) -> None:
+    p = sub.add_parser("runway", help="when does a series cross a limit (with a 95% range)")
+    _growth_common(p)
+    p.add_argument("--limit", type=float, required=True, help="the limit, in the series' units")
+    p.set_defaults(func=cmd_runway)
+
+
+def _runway(args) -> int:
+    from capplan.models.growth import time_to_limit
+
+    rw = time_to_limit(_growth_fit(args), args.limit)
+    if args.json:
+        _print_json(rw.to_dict())
+        return EXIT_OK
+    def iso(t):
+        return "-" if t is None else t.isoformat()
+    print(f"status: {rw.status}; crossing {iso(rw.crossing)} (95% range {iso(rw.crossing_lo)} .. "
+          f"{iso(rw.crossing_hi)}); P(cross within horizon) = {rw.p_cross_within_horizon:.2f}")
+    print(f"model: {rw.model}")
+    for w in rw.warnings:
+        print(f"warning: {w}")
+    return EXIT_OK
+
+
+def cmd_runway(args) -> int:
+    return _growth_run("runway", _runway, args)
+
+
 # --- scaling verbs (usl, sweep) ---------------------------------------------------------------
+# usl: owned by the USL model (capplan.models.usl); self-contained, sweep follows.
+USL_N_NAMES = ("n", "concurrency", "clients", "vus", "users")
+USL_X_NAMES = ("x", "throughput", "tps", "rps")
+
+
+def add_usl(sub) -> None:
+    p = sub.add_parser("usl", help="fit the Universal Scalability Law to a CSV of load points",
+                       description="Fit X(N) = lambda N / (1 + sigma (N-1) + kappa N (N-1)) to a "
+                                   "CSV with a concurrency and a throughput column (N/X, "
+                                   "concurrency/throughput, clients/tps, vus/rps, users/throughput"
+                                   "; several rows per level are replicates).  Exit code 2 with a "
+                                   "one-line error on unusable input.")
+    p.add_argument("file", metavar="FILE.csv")
+    p.add_argument("--json", action="store_true", help="print one JSON object (stable contract)")
+    p.add_argument("--n-col", metavar="C", help="concurrency column (default: recognised by name)")
+    p.add_argument("--x-col", metavar="C", help="throughput column (default: recognised by name)")
+    p.add_argument("--predict", metavar="N,N,...",
+                   help="add predictions with 95%% prediction intervals at these concurrencies")
+    p.add_argument("--bounds-policy", default="report", choices=["report", "clamp", "raise"],
+                   help="negative sigma/kappa: report them (default), clamp at 0, or fail")
+    p.set_defaults(func=cmd_usl)
+
+
+def _usl_column(header: list[str], given: str | None, names: tuple, what: str, path: str,
+                flag: str) -> int:
+    low = [h.strip().lower() for h in header]
+    if given is not None:
+        if given in header:
+            return header.index(given)
+        if given.strip().lower() in low:
+            return low.index(given.strip().lower())
+        raise ConfigError(f"no column {given!r} (columns: {', '.join(header)})", path=path,
+                          key=flag)
+    hits = [i for i, h in enumerate(low) if h in names]
+    if len(hits) != 1:
+        found = "several: " + ", ".join(header[i] for i in hits) if hits else "none"
+        raise ConfigError(f"cannot tell the {what} column (looked for {', '.join(names)}; "
+                          f"{found}; columns: {', '.join(header)})", path=path,
+                          hint=f"name it with {flag}")
+    return hits[0]
+
+
+def _read_usl_csv(path: str, n_col: str | None, x_col: str | None):
+    """(n, x) float lists from a CSV, by column name; errors name the file and line."""
+    import csv
+    import math
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ParseError(f"cannot read: {exc}", path=path) from exc
+    lines = [(i + 1, r) for i, r in enumerate(rows) if r and any(c.strip() for c in r)]
+    if not lines:
+        raise ParseError("empty file (expected a header and load points)", path=path)
+    header = [h.strip() for h in lines[0][1]]
+    ni = _usl_column(header, n_col, USL_N_NAMES, "concurrency", path, "--n-col")
+    xi = _usl_column(header, x_col, USL_X_NAMES, "throughput", path, "--x-col")
+    n, x = [], []
+    for lineno, row in lines[1:]:
+        if len(row) != len(header):
+            raise ParseError(f"row has {len(row)} fields, the header has {len(header)}",
+                             path=path, line=lineno)
+        for idx, out in ((ni, n), (xi, x)):
+            cell = row[idx].strip()
+            try:
+                v = float(cell)
+            except ValueError:
+                v = math.nan
+            if not math.isfinite(v):
+                raise ParseError(f"column {header[idx]!r}: {cell!r} is not a number",
+                                 path=path, line=lineno)
+            out.append(v)
+    return n, x
+
+
+def cmd_usl(args) -> int:
+    import math
+
+    from capplan.models.usl import fit_usl
+
+    try:
+        predict = None
+        if args.predict:
+            try:
+                predict = [float(v) for v in args.predict.split(",") if v.strip()]
+            except ValueError as exc:
+                raise ConfigError(f"--predict must be comma-separated numbers, got "
+                                  f"{args.predict!r}", key="--predict") from exc
+            if not predict or not all(math.isfinite(v) and v > 0 for v in predict):
+                raise ConfigError(f"--predict needs positive numbers, got {args.predict!r}",
+                                  key="--predict")
+        n, x = _read_usl_csv(args.file, args.n_col, args.x_col)
+        fit = fit_usl(n, x, bounds_policy=args.bounds_policy)
+    except CapplanError as exc:  # unusable input: one line on stderr, exit 2
+        msg = exc.message + (f" (how to fix: {exc.hint})" if exc.hint else "")
+        print(f"capplan usl: {' '.join(msg.split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = fit.to_dict()
+    if predict is not None:
+        out["predictions"] = [
+            {"n": float(r.n), "x": float(r.x), "x_lo95": float(r.x_lo95),
+             "x_hi95": float(r.x_hi95), "extrapolated": bool(r.extrapolated)}
+            for r in fit.predict(predict).itertuples()]
+    if args.json:
+        _print_json(out)
+        return EXIT_OK
+    fmt = lambda v: "-" if v is None else f"{v:.6g}"  # noqa: E731
+    pair = lambda p: f"[{fmt(p[0])}, {fmt(p[1])}]"  # noqa: E731
+    print(f"USL fit of {args.file}: {out['n_points']} points, {out['n_levels']} levels, "
+          f"df {out['df']}, residual s.e. {fmt(out['rse'])}")
+    for k in ("sigma", "kappa", "lambda"):
+        print(f"  {k:<8} {fmt(out[k]):>12}  s.e. {fmt(out['stderr'][k]):>10}  "
+              f"95% CI {pair(out['ci95'][k])}")
+    print(f"  peak concurrency N*  {fmt(out['n_peak'])}  95% {pair(out['n_peak_ci95'])}")
+    print(f"  peak throughput X(N*) {fmt(out['x_peak'])}  95% {pair(out['x_peak_ci95'])}")
+    print(f"  ceiling lambda/sigma {fmt(out['x_ceiling'])}  95% {pair(out['x_ceiling_ci95'])}")
+    for p in out.get("predictions", []):
+        flag = "  (extrapolated)" if p["extrapolated"] else ""
+        print(f"  X({p['n']:g}) = {p['x']:.6g}  95% [{p['x_lo95']:.6g}, {p['x_hi95']:.6g}]{flag}")
+    for w in out["warnings"]:
+        print(f"  warning: {w}")
+    return EXIT_OK
+
+
+def add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="drive pgbench or redis-benchmark over concurrency levels",
+                       description="Run a real load generator once per concurrency level "
+                                   "against a loopback target (capplan.loadtest.sweep.run_sweep) "
+                                   "and print the load points; --store appends them to the "
+                                   "metrics store.  Non-loopback targets need --allow-remote.")
+    p.add_argument("--tool", required=True, choices=["pgbench", "redis-benchmark"])
+    p.add_argument("--levels", required=True, metavar="N,N,...",
+                   help="concurrency levels (clients), e.g. 1,2,4,8,12,16,24,32")
+    p.add_argument("--duration", type=float, default=3.0, metavar="S",
+                   help="seconds per level (pgbench -T; redis-benchmark: time bound) [3]")
+    p.add_argument("--host", help="server host [127.0.0.1]")
+    p.add_argument("--port", type=int, help="server port [5432 / 6379]")
+    p.add_argument("--user", help="PostgreSQL role [$PGUSER or postgres]")
+    p.add_argument("--dbname", help="PostgreSQL database, created and initialised if missing "
+                                    "[capplan_sweep]")
+    p.add_argument("--url", help="postgresql://... or redis://... (instead of host/port/...); "
+                                 "passwords go through PGPASSWORD, never the command line")
+    p.add_argument("--db", type=int, help="Redis database number for the benchmark keys [9]")
+    p.add_argument("--script", default="select-only",
+                   help="pgbench builtin: select-only, tpcb-like, simple-update [select-only]")
+    p.add_argument("--jobs", type=int, default=2, help="pgbench threads (-j), capped at N [2]")
+    p.add_argument("--scale", type=int, default=2, help="pgbench -i scale when initialising [2]")
+    p.add_argument("--no-prepare", action="store_true",
+                   help="do not create/initialise the pgbench database")
+    p.add_argument("--requests", type=int, default=10_000,
+                   help="redis-benchmark -n per test and level [10000]")
+    p.add_argument("--tests", default="get,set", help="redis-benchmark -t tests [get,set]")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a non-loopback target (this is a load test!)")
+    p.add_argument("--run-id", help="run id for the points [sweep-<tool>-<UTC time>]")
+    p.add_argument("--store", metavar="PATH", help="append the points to this store (or env:VAR)")
+    p.add_argument("--csv", metavar="PATH", help="also write the load points to this CSV file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    import math
+
+    from capplan.loadtest.points import points_to_frame
+    from capplan.loadtest.sweep import prepare_pgbench, run_sweep
+
+    try:
+        levels = [int(x) for x in str(args.levels).split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--levels must be comma-separated integers, got {args.levels!r}",
+                          key="levels") from exc
+    keys = ("host", "port", "user", "dbname", "url", "db")
+    target = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    if args.tool == "pgbench" and not args.no_prepare:
+        prepare_pgbench(target, args.scale, allow_remote=args.allow_remote)
+    points = run_sweep(args.tool, levels, duration_s=args.duration, target=target,
+                       allow_remote=args.allow_remote, progress=not args.no_progress,
+                       run_id=args.run_id, jobs=args.jobs, script=args.script,
+                       requests=args.requests,
+                       tests=tuple(t for t in args.tests.split(",") if t))
+    written = None
+    if args.store:
+        from capplan.store import open_store
+
+        with open_store(args.store) as store:
+            written = store.append(points_to_frame(points))
+    if args.csv:
+        points.to_csv(args.csv, index=False)
+    if args.json:
+        records = [{k: (None if isinstance(v, float) and math.isnan(v) else
+                        v.isoformat() if hasattr(v, "isoformat") else v)
+                    for k, v in rec.items()} for rec in points.to_dict(orient="records")]
+        _print_json({"tool": args.tool, "run_id": points["run_id"].iloc[0] if len(points)
+                     else None, "points": records, "store": args.store, "rows_written": written})
+    else:
+        cols = ["concurrency", "scenario", "throughput_per_s", "latency_mean_s",
+                "latency_p95_s", "errors", "requests", "duration_s"]
+        print(points[cols].to_string(index=False))
+        if args.store:
+            print(f"appended {written} rows to {args.store}")
+    return EXIT_OK
+
+
 # --- operations verbs (fleet, alerts) ---------------------------------------------------------
 
 

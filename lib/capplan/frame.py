@@ -137,8 +137,10 @@ def make_frame(records: Iterable[Mapping[str, object]] | pd.DataFrame, *,
         ts = pd.to_datetime(ts, utc=True, errors="coerce", format="mixed") if len(df) else \
             pd.to_datetime(ts, utc=True)
     df["timestamp"] = ts.astype("datetime64[ns, UTC]")
-    if len(df) and df["labels"].map(lambda x: not isinstance(x, str)).any():
-        df["labels"] = df["labels"].map(labels_key)
+    if len(df):
+        is_text = df["labels"].map(type).eq(str).to_numpy()
+        if not is_text.all():
+            df["labels"] = [x if ok else labels_key(x) for x, ok in zip(df["labels"], is_text)]
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
     for col in ("source", "metric", "labels", "kind", "unit"):
         df[col] = df[col].astype(object)
@@ -185,12 +187,15 @@ def validate_frame(df: pd.DataFrame, *, where: str = "frame") -> pd.DataFrame:
         if col not in df.columns:
             continue
         s = df[col]
-        bad = s[~s.map(lambda x: isinstance(x, str) and x != "")]
+        # check each distinct value once (frames have few distinct names and many rows)
+        bad_vals = [x for x in pd.unique(s.to_numpy(dtype=object))
+                    if not (isinstance(x, str) and x != "")]
+        bad = s[s.isin(bad_vals)] if bad_vals else s.iloc[:0]
         if len(bad):
             problems.append({"column": col, "reason": f"{len(bad)} value(s) not a non-empty string",
                              "examples": _examples(bad.astype(str))})
     if "metric" in df.columns:
-        m = df["metric"].astype(str)
+        m = df["metric"].astype(str).drop_duplicates()
         bad = m[~m.map(lambda x: bool(_METRIC_RE.match(x)))]
         if len(bad):
             problems.append({"column": "metric", "reason": "names must be snake_case "
