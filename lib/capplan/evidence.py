@@ -13,8 +13,10 @@ name                            definition
 ``pg_client_backends_total``    sum over ``state`` of ``pg_client_backends``
 =============================== ============================================================
 
-Redis counter resets that the values alone cannot show are taken from changes of
-``redis_start_time_seconds`` when that series exists.
+Counter resets that the values alone cannot show (a counter that climbed back past its old
+value between two samples) are taken from the collectors' own signals: ``redis_counter_reset``
+(1 at the first sample after a restart or ``CONFIG RESETSTAT``), a change of
+``redis_start_time_seconds``, and a change of ``pg_stats_reset_time_seconds``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ RATIOS: dict[str, tuple[str, str, str]] = {
     "http_success_ratio": ("http_requests_failed_total", "http_requests_total", "complement"),
 }
 SUMS: dict[str, str] = {"pg_client_backends_total": "pg_client_backends"}
-_START_TIME = {"redis": "redis_start_time_seconds"}
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,22 @@ def _read(store, metric: str, start, end) -> pd.DataFrame:
 
 
 def _resets_for(store, source: str, start, end):
+    """Reset times of a source's counters that the values alone may not show (module doc)."""
     kind = source.split(":", 1)[0]
-    name = _START_TIME.get(kind)
-    if not name:
-        return None
-    st = store.query(name, source=source, start=start, end=end)
-    if st.empty:
-        return None
-    return resets_from_start_time(st.set_index("timestamp")["value"])
+    times: list[pd.Timestamp] = []
+    if kind == "redis":
+        flag = store.query("redis_counter_reset", source=source, start=start, end=end)
+        times += list(flag.loc[flag["value"] >= 1, "timestamp"])
+        st = store.query("redis_start_time_seconds", source=source, start=start, end=end)
+        if not st.empty:
+            times += list(resets_from_start_time(st.set_index("timestamp")["value"]))
+    elif kind == "postgres":
+        sr = store.query("pg_stats_reset_time_seconds", source=source, start=start, end=end)
+        for _lab, rows in sr.groupby("labels"):
+            v = rows.set_index("timestamp")["value"].dropna().sort_index()
+            if len(v) > 1:
+                times += list(v.index[1:][np.diff(v.to_numpy()) != 0])
+    return sorted(set(times)) or None
 
 
 def load_series(store, name: str, *, start=None, end=None, grain: str = "1h",

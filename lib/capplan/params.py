@@ -55,7 +55,7 @@ _TYPE_CHECKS: dict[str, tuple[type, ...]] = {
     "dict": (dict,),
 }
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey)$", re.I)
-_INLINE_PASSWORD = re.compile(r"://[^:/@\s]+:[^@\s]+@")
+_INLINE_PASSWORD = re.compile(r"://[^:/@\s]*:[^@\s]+@")
 _DSN_PASSWORD = re.compile(r"(^|\s)password\s*=", re.I)
 
 

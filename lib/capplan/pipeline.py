@@ -91,26 +91,23 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
             notes.insert(0, f"{DEMO_LABEL}: generated from seed {seed}, {demo_days} days at 5-minute "
                             "resolution; no server was contacted.")
         elif mode == "live":
-            from capplan.collect import create
-            from capplan.collect.loop import collect
+            from capplan.collect.loop import build_collectors, collect
 
-            if not sources:
-                raise ConfigError("mode 'live' needs at least one entry in 'sources'", key="sources",
-                                  hint="see params/local.yaml for an example")
-            collectors = []
-            for i, spec in enumerate(sources):
-                if not isinstance(spec, dict) or "source" not in spec:
-                    raise ConfigError("each source needs a 'source' kind", key=f"sources[{i}]")
-                spec = dict(spec)
-                collectors.append(create(spec.pop("source"), **spec))
-            res = collect(collectors, st, duration_s=duration_s, interval_s=interval_s,
-                          progress=False)
-            gaps = getattr(res, "errors", None) or getattr(res, "gaps", None) or []
-            if gaps:
+            collectors = build_collectors(sources, path="params")
+            try:
+                res = collect(collectors, st, duration_s=duration_s, interval_s=interval_s,
+                              progress=False)
+            finally:
+                for c in collectors:
+                    c.close()
+            meta["collection"] = res.to_dict()
+            notes.extend(res.notes)
+            for c in collectors:
+                notes.extend(getattr(c, "notes", []) or [])
+            if res.degraded:
                 degraded = True
-                notes.append(f"{len(gaps)} collection error(s); see the Data section")
-                meta["collection_errors"] = [str(g) for g in gaps][:50]
-            meta["collection"] = {"duration_s": duration_s, "interval_s": interval_s}
+                notes.append(f"{len(res.failures)} failed read(s) during collection: the data has "
+                             "gaps (see provenance)")
         inv = describe_store(st)
     if inv.empty:
         raise InsufficientData("the store holds no samples",

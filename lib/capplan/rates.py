@@ -181,13 +181,15 @@ def rate_frame(frame: pd.DataFrame, grain: str | None = None) -> pd.DataFrame:
 
     ``x_total`` becomes ``x_per_second`` (unit ``per_second``).  With a grain, the rate of a
     bucket is the summed increase in it divided by the summed interval seconds (never an average
-    of per-interval rates).  Gauge series are dropped.
+    of per-interval rates).  Gauge series are dropped.  A ``redis_counter_reset`` gauge in the
+    frame (1 at the first sample after a reset) marks resets of that source's counters.
     """
     out = []
     counters = frame[frame["kind"] == "counter"]
+    flags = frame[(frame["metric"] == "redis_counter_reset") & (frame["value"] >= 1)]
     for (source, metric, labels), rows in counters.groupby(list(SERIES_KEY), sort=False):
         s = rows.set_index("timestamp")["value"]
-        inc = counter_increase(s)
+        inc = counter_increase(s, resets=flags.loc[flags["source"] == source, "timestamp"])
         if inc.empty:
             continue
         c = _clean(s)
