@@ -66,15 +66,16 @@ class CollectOutcome:
 
 def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_days: int = 90,
                  demo_latency_factor: float = 1.0, sources: list | None = None,
-                 duration_s: float = 60.0, interval_s: float = 5.0) -> CollectOutcome:
+                 duration_s: float = 60.0, interval_s: float = 5.0,
+                 prometheus: dict | None = None) -> CollectOutcome:
     """Fill the store (demo history, live sampling, or nothing) and record what it holds."""
     from capplan.evidence import describe_store
 
     notes: list[str] = []
     meta: dict = {"mode": mode, "synthetic": mode == "demo"}
     degraded = False
-    if mode not in ("demo", "live", "store"):
-        raise ConfigError(f"mode must be demo, live or store, got {mode!r}", key="mode")
+    if mode not in ("demo", "live", "prometheus", "store"):
+        raise ConfigError(f"mode must be demo, live, prometheus or store, got {mode!r}", key="mode")
     with open_run_store(store, run_dir) as st:
         if mode == "demo":
             from capplan.demo import DEMO_LABEL, describe_demo, generate_demo
@@ -108,6 +109,14 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
                 degraded = True
                 notes.append(f"{len(res.failures)} failed read(s) during collection: the data has "
                              "gaps (see provenance)")
+        elif mode == "prometheus":
+            frame, info = _prometheus_history(prometheus or {})
+            st.append(frame)
+            meta["prometheus"] = info
+            notes.append(f"history from Prometheus: {info['days']} days at a {info['step_s']:g} s step, "
+                         f"{len(frame):,} samples")
+            if info["missing_metrics"]:
+                notes.append("no data in Prometheus for: " + ", ".join(info["missing_metrics"]))
         inv = describe_store(st)
     if inv.empty:
         raise InsufficientData("the store holds no samples",
@@ -120,6 +129,34 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
     meta["degraded"] = degraded
     save_findings(run_dir, "01-collect", findings, notes=notes, meta=meta)
     return CollectOutcome(mode, mode == "demo", inv, notes, degraded)
+
+
+_PROM_KEYS = {"url_env", "days", "step", "selector", "metrics", "timeout_s"}
+
+
+def _prometheus_history(cfg: dict) -> tuple[pd.DataFrame, dict]:
+    """Months of history from Prometheus (params ``prometheus``), mapped to capplan's names."""
+    import os
+
+    from capplan.collect.prometheus import fetch_history
+
+    bad = set(cfg) - _PROM_KEYS
+    if bad:
+        raise ConfigError(f"unknown key(s) {sorted(bad)}", key="prometheus",
+                          hint=f"allowed keys: {', '.join(sorted(_PROM_KEYS))}")
+    var = cfg.get("url_env", "PROMETHEUS_URL")
+    url = os.environ.get(var)
+    if not url:
+        raise ConfigError(f"environment variable {var} is not set", key="prometheus.url_env",
+                          hint=f"export {var}=http://127.0.0.1:9090 (the Prometheus base URL)")
+    days = float(cfg.get("days", 30))
+    end = pd.Timestamp.now(tz="UTC").floor("min")
+    frame = fetch_history(url, cfg.get("metrics"), end - pd.Timedelta(days=days), end,
+                          step=cfg.get("step"), selector=cfg.get("selector"),
+                          timeout_s=float(cfg.get("timeout_s", 30)))
+    return frame, {"days": days, "step_s": frame.attrs.get("step_s"), "url_env": var,
+                   "missing_metrics": list(frame.attrs.get("missing_metrics", [])),
+                   "warnings": list(frame.attrs.get("prometheus_warnings", []))}
 
 
 # --- 02-growth ---------------------------------------------------------------------------------
