@@ -1,0 +1,267 @@
+"""The default metrics store: one SQLite file (WAL), safe for several writer processes.
+
+* WAL journal, ``synchronous=NORMAL``: a killed writer (even ``kill -9``) leaves the file
+  readable and consistent; the unfinished append is simply absent.  A power loss may lose the
+  last committed appends, never consistency.
+* Writers take the write lock with ``BEGIN IMMEDIATE`` and wait for it (busy timeout plus
+  retries, ``busy_timeout_s`` in total), so concurrent appends from several processes queue up
+  instead of failing.
+* Schema version in ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as a
+  capplan store.  Older stores are migrated on open; a store from a newer capplan is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from capplan.errors import StoreError
+from capplan.store._common import BLOCK_SIZE, Store
+
+__all__ = ["SQLiteStore", "SCHEMA_VERSION", "APPLICATION_ID"]
+
+#: ``PRAGMA application_id`` of a capplan store ("CAPP").
+APPLICATION_ID = 0x43415050
+
+#: version -> (description, statements) applied in one transaction to go from version-1.
+MIGRATIONS: dict[int, tuple[str, list[str]]] = {
+    1: ("series and sample blocks", [
+        "CREATE TABLE series (id INTEGER PRIMARY KEY, source TEXT NOT NULL, metric TEXT NOT NULL,"
+        " labels TEXT NOT NULL, kind TEXT NOT NULL, unit TEXT NOT NULL,"
+        " UNIQUE (source, metric, labels))",
+        "CREATE TABLE blocks (series_id INTEGER NOT NULL REFERENCES series(id),"
+        " t0 INTEGER NOT NULL, t1 INTEGER NOT NULL, n INTEGER NOT NULL,"
+        " ts BLOB NOT NULL, val BLOB NOT NULL, PRIMARY KEY (series_id, t0))",
+    ]),
+    2: ("time-range index and meta table", [
+        "CREATE INDEX blocks_series_t1 ON blocks (series_id, t1)",
+        "CREATE INDEX series_metric ON series (metric)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('block_format', 'ts:int64-ns-le val:float64-le')",
+    ]),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_IDS_PER_QUERY = 500
+
+
+def _hint_for(exc: BaseException, path: Path) -> str:
+    text = str(exc).lower()
+    if "full" in text:
+        return f"free space on the filesystem holding {path.parent} (or store elsewhere)"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"make {path.parent} and {path.name} writable, or open a store at a writable path"
+    if "locked" in text or "busy" in text:
+        return ("another process held the write lock too long; retry, or raise busy_timeout_s "
+                "in open_store(..., busy_timeout_s=...)")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return f"{path} is damaged or not a capplan store: restore it from a backup or move it away"
+    return "check the path, its permissions and free space"
+
+
+class SQLiteStore(Store):
+    """A store in one SQLite file; open it with :func:`capplan.store.open_store`.
+
+    Raises :class:`~capplan.errors.StoreError` (naming the path, with a hint) when the file
+    cannot be created, is not a capplan store, comes from a newer capplan, or cannot be written.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, busy_timeout_s: float = 60.0):
+        self.path = Path(path).expanduser().absolute()
+        self.target = str(self.path)
+        self._busy_timeout_s = float(busy_timeout_s)
+        self._conn: sqlite3.Connection | None = None
+        self._version = 0
+        self._open()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.target!r})"
+
+    # ---- opening and migrating ----------------------------------------------------------
+    def _fail(self, what: str, exc: BaseException | None = None) -> StoreError:
+        detail = f": {exc}" if exc is not None else ""
+        return StoreError(f"{self.path}: {what}{detail}",
+                          hint=_hint_for(exc, self.path) if exc is not None else None)
+
+    def _open(self) -> None:
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory, not a store file",
+                             hint="pass a file path such as data/metrics.sqlite")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the directory {self.path.parent}: {exc}",
+                             hint="choose a path in a writable directory") from exc
+        if self.path.exists() and self.path.stat().st_size > 0:
+            try:
+                with open(self.path, "rb") as fh:
+                    head = fh.read(len(_SQLITE_MAGIC))
+            except OSError as exc:
+                raise self._fail("cannot read the store file", exc) from exc
+            if head != _SQLITE_MAGIC:
+                raise StoreError(f"{self.path}: not a capplan store (not an SQLite database)",
+                                 hint="point open_store at a capplan store file or a new path; "
+                                      "move the file away if it is damaged")
+        try:
+            self._conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout_s,
+                                         isolation_level=None, check_same_thread=False)
+            app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            n_tables = self._conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        except sqlite3.Error as exc:
+            self.close()
+            raise self._fail("cannot open the store", exc) from exc
+        if app_id != APPLICATION_ID and (n_tables or version):
+            self.close()
+            raise StoreError(f"{self.path}: not a capplan store (an SQLite database of another "
+                             "application)",
+                             hint="point open_store at a capplan store file or a new path")
+        if version > SCHEMA_VERSION:
+            self.close()
+            raise StoreError(f"{self.path}: written by a newer capplan (store schema {version}, "
+                             f"this capplan reads up to {SCHEMA_VERSION})",
+                             hint="upgrade capplan (pip install -U capplan) to read this store")
+        try:
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA cache_size = -65536")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if version < SCHEMA_VERSION:
+                self._migrate()
+            self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
+            self._version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            self.close()
+            raise self._fail("cannot initialise or migrate the store", exc) from exc
+
+    def _retry(self, op):
+        """Run ``op`` until it stops failing with 'database is locked' or the timeout passes."""
+        deadline = time.monotonic() + self._busy_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                return op()
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[v][1]:
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # ---- Store hooks --------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return self._version
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):  # closing a broken handle has nothing to report
+                self._conn.close()
+            self._conn = None
+
+    def _c(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self.path}: the store is closed",
+                             hint="open it again with capplan.store.open_store()")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _write_txn(self) -> Iterator[None]:
+        conn = self._c()
+        try:
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        except sqlite3.Error as exc:
+            raise self._fail("cannot start a write transaction", exc) from exc
+        try:
+            yield
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._fail("cannot write to the store", exc) from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def _read_txn(self) -> Iterator[None]:
+        conn = self._c()
+        try:
+            conn.execute("BEGIN")
+            yield
+        except sqlite3.Error as exc:
+            raise self._fail("cannot read the store", exc) from exc
+        finally:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # a read-only txn has nothing to keep
+                    conn.execute("COMMIT")
+
+    def _ensure_series(self, keys):
+        conn = self._c()
+        conn.executemany("INSERT OR IGNORE INTO series (source, metric, labels, kind, unit) "
+                         "VALUES (?, ?, ?, ?, ?)", keys)
+        out = []
+        for k in keys:
+            row = conn.execute("SELECT id, kind, unit FROM series WHERE source = ? AND metric = ? "
+                               "AND labels = ?", k[:3]).fetchone()
+            out.append((int(row[0]), row[1], row[2]))
+        return out
+
+    def _affected_blocks(self, spans):
+        conn = self._c()
+        out = {}
+        for sid, lo, hi in spans:
+            rows = conn.execute("SELECT t0, ts, val FROM blocks WHERE series_id = ? AND t1 >= ? "
+                                "AND t0 <= ?", (sid, lo, hi)).fetchall()
+            prev = conn.execute("SELECT t0, n FROM blocks WHERE series_id = ? AND t0 <= ? "
+                                "ORDER BY t0 DESC LIMIT 1", (sid, lo)).fetchone()
+            if prev is not None and prev[1] < BLOCK_SIZE and all(r[0] != prev[0] for r in rows):
+                rows.append(conn.execute("SELECT t0, ts, val FROM blocks WHERE series_id = ? "
+                                         "AND t0 = ?", (sid, prev[0])).fetchone())
+            out[sid] = rows
+        return out
+
+    def _replace_blocks(self, deletes, inserts):
+        conn = self._c()
+        conn.executemany("DELETE FROM blocks WHERE series_id = ? AND t0 = ?", deletes)
+        conn.executemany("INSERT INTO blocks (series_id, t0, t1, n, ts, val) VALUES (?, ?, ?, ?, ?, ?)",
+                         inserts)
+
+    def _series_rows(self):
+        return [tuple(r) for r in self._c().execute(
+            "SELECT id, source, metric, labels, kind, unit FROM series")]
+
+    def _read_blocks(self, ids, lo, hi) -> Iterable[tuple[int, bytes, bytes]]:
+        conn = self._c()
+        for i in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = sorted(ids[i:i + _IDS_PER_QUERY])
+            marks = ",".join("?" * len(chunk))
+            yield from conn.execute(
+                f"SELECT series_id, ts, val FROM blocks WHERE series_id IN ({marks}) "
+                "AND t1 >= ? AND t0 < ? ORDER BY series_id, t0", (*chunk, lo, hi))
+
+    def _series_stats(self):
+        return {int(r[0]): (int(r[1]), r[2], r[3]) for r in self._c().execute(
+            "SELECT series_id, sum(n), min(t0), max(t1) FROM blocks GROUP BY series_id")}

@@ -1,0 +1,199 @@
+"""The PostgreSQL team store against the real server, each test in its own schema (dropped after)."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+import uuid
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+from psycopg import sql
+
+import capplan.store.postgres as pg_store
+from capplan.errors import ConfigError, DataContractError, StoreError
+from capplan.frame import COLUMNS, SERIES_KEY, make_frame
+from capplan.store import Store, downsample, open_store
+
+T0 = pd.Timestamp("2026-03-01T00:00:00Z")
+ENV = "CAPPLAN_TEST_STORE_DSN"
+
+
+def _sorted(df):
+    return df.sort_values([*SERIES_KEY, "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def _frame(n=50, *, start=T0, step="10s", value0=0.0):
+    ts = pd.date_range(start, periods=n, freq=step)
+    recs = []
+    for i, t in enumerate(ts):
+        recs.append({"timestamp": t, "source": "redis:cache", "metric": "redis_used_memory_bytes",
+                     "labels": {"instance": "cache", "db": 0}, "value": value0 + 1000.0 + i,
+                     "kind": "gauge", "unit": "bytes"})
+        recs.append({"timestamp": t, "source": "postgres:app", "metric": "pg_connections",
+                     "labels": {"instance": "app"}, "value": np.nan if i == 3 else value0 + i % 7,
+                     "kind": "gauge", "unit": "connections"})
+        recs.append({"timestamp": t, "source": "redis:cache", "metric": "redis_commands_processed",
+                     "labels": {}, "value": value0 + 10.0 * i, "kind": "counter", "unit": "commands"})
+    return make_frame(recs)
+
+
+@pytest.fixture
+def schema(pg_dsn, monkeypatch):
+    """A unique schema name, dropped after the test; the DSN reaches the store via env:VAR."""
+    monkeypatch.setenv(ENV, pg_dsn)
+    name = f"capplan_test_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def store(schema):
+    with open_store(f"env:{ENV}", schema=schema) as s:
+        yield s
+
+
+def test_round_trip_filters_and_series(store, schema):
+    assert isinstance(store, Store) and store.schema_version == pg_store.SCHEMA_VERSION
+    frame = _frame()
+    assert store.append(frame) == len(frame)
+    got = store.query()
+    assert list(got.columns) == list(COLUMNS)
+    pd.testing.assert_frame_equal(got, _sorted(frame))
+    assert set(store.query(labels={"db": 0})["metric"]) == {"redis_used_memory_bytes"}
+    assert set(store.query(source="postgres:app")["metric"]) == {"pg_connections"}
+    win = store.query("redis_commands_processed", start="2026-03-01 00:01", end="2026-03-01 00:02")
+    assert list(win["value"]) == [60.0, 70.0, 80.0, 90.0, 100.0, 110.0]
+    ser = store.series()
+    assert ser["n"].tolist() == [50, 50, 50]
+    assert (ser["first"] == T0).all()
+    assert schema in repr(store) and f"env:{ENV}" in repr(store)
+
+
+def test_reappend_idempotent_replace_and_tail_merge(store, schema, pg_dsn):
+    frame = _frame()
+    store.append(frame)
+    store.append(frame)
+    store.append(_frame(10, value0=5.0))
+    got = store.query("redis_used_memory_bytes")
+    assert len(got) == 50 and got["value"].iloc[0] == 1005.0 and got["value"].iloc[20] == 1020.0
+    for k in range(20):
+        store.append(_frame(1, start=T0 + pd.Timedelta(hours=1, seconds=10 * k)))
+    with psycopg.connect(pg_dsn) as conn:
+        n_blocks = conn.execute(sql.SQL("SELECT count(*) FROM {}.blocks").format(
+            sql.Identifier(schema))).fetchone()[0]
+    assert n_blocks == 3
+    assert store.series()["n"].tolist() == [70, 70, 70]
+
+
+def test_grain_and_downsample_match_sqlite_semantics(store, tmp_path):
+    store.append(_frame(300, step="13s"))
+    pd.testing.assert_frame_equal(store.query(grain="5min"), downsample(store.query(), "5min"))
+    with open_store(tmp_path / "same.sqlite") as lite:
+        lite.append(_frame(300, step="13s"))
+        pd.testing.assert_frame_equal(store.query(grain="1h", start="2026-03-01 00:20"),
+                                      lite.query(grain="1h", start="2026-03-01 00:20"))
+
+
+def test_contract_and_clash_errors_write_nothing(store):
+    store.append(_frame(3))
+    with pytest.raises(DataContractError, match="stored as gauge/bytes"):
+        store.append(_frame(3, start=T0 + pd.Timedelta("1D")).assign(unit="count"))
+    assert len(store.query()) == 9
+
+
+def test_migrations_table_old_store_migrated_newer_refused(schema, pg_dsn):
+    ident = sql.Identifier(schema)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # a store at schema version 1
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
+        conn.execute(sql.SQL("CREATE TABLE {}.schema_migrations (version integer PRIMARY KEY,"
+                             " description text NOT NULL, applied_at timestamptz NOT NULL"
+                             " DEFAULT now())").format(ident))
+        for stmt in pg_store.MIGRATIONS[1][1]:
+            conn.execute(sql.SQL(stmt).format(s=ident))
+        conn.execute(sql.SQL("INSERT INTO {}.schema_migrations VALUES (1, 'v1')").format(ident))
+    with open_store(f"env:{ENV}", schema=schema) as s:
+        assert s.schema_version == pg_store.SCHEMA_VERSION
+        s.append(_frame(5))
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        versions = [r[0] for r in conn.execute(sql.SQL(
+            "SELECT version FROM {}.schema_migrations ORDER BY version").format(ident))]
+        assert versions == list(range(1, pg_store.SCHEMA_VERSION + 1))
+        assert conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                            (f"{schema}.blocks_series_t1",)).fetchone()[0]
+        conn.execute(sql.SQL("INSERT INTO {}.schema_migrations VALUES (99, 'future')").format(ident))
+    with pytest.raises(StoreError, match="newer capplan") as err:
+        open_store(f"env:{ENV}", schema=schema)
+    assert "upgrade" in err.value.hint
+
+
+def test_schema_of_another_application_is_refused(schema, pg_dsn):
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {s}; CREATE TABLE {s}.orders (id int)").format(
+            s=sql.Identifier(schema)))
+    with pytest.raises(StoreError, match="not a capplan store"):
+        open_store(f"env:{ENV}", schema=schema)
+
+
+def test_unset_variable_and_bad_schema_are_config_errors(monkeypatch, schema):
+    monkeypatch.delenv("CAPPLAN_UNSET_DSN", raising=False)
+    with pytest.raises(ConfigError, match="CAPPLAN_UNSET_DSN"):
+        open_store("env:CAPPLAN_UNSET_DSN")
+    with pytest.raises(ConfigError, match="schema"):
+        open_store(f"env:{ENV}", schema="Robert'); DROP TABLE x;--")
+
+
+def test_password_never_appears_in_messages_or_repr(monkeypatch, pg_dsn, schema):
+    secret = "s3cr3t-Pa55"
+    monkeypatch.setenv("CAPPLAN_BAD_DSN", f"host=127.0.0.1 port=1 dbname=test user=postgres "
+                                          f"password={secret} connect_timeout=2")
+    with pytest.raises(StoreError) as err:
+        open_store("env:CAPPLAN_BAD_DSN", schema=schema)
+    assert secret not in str(err.value) and "127.0.0.1:1" in str(err.value)
+    assert "CAPPLAN_BAD_DSN" in str(err.value.hint)
+    monkeypatch.setenv("CAPPLAN_GARBLED_DSN", f"host=127.0.0.1 password={secret} oops")
+    with pytest.raises(ConfigError, match="cannot be parsed") as cerr:
+        open_store("env:CAPPLAN_GARBLED_DSN", schema=schema)
+    assert secret not in str(cerr.value) and cerr.value.__cause__ is None
+    monkeypatch.setenv("CAPPLAN_PW_DSN", f"{pg_dsn} password={secret}")  # trust auth ignores it
+    with open_store("env:CAPPLAN_PW_DSN", schema=schema) as s:
+        assert secret not in repr(s) and secret not in s.target
+
+
+_WRITER = textwrap.dedent("""
+    import os, sys
+    import numpy as np, pandas as pd
+    from capplan.store import open_store
+    schema, who = sys.argv[1], int(sys.argv[2])
+    store = open_store("env:%s", schema=schema)
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    labels = np.array(['{"i":"%%d"}' %% i for i in range(20)], dtype=object)
+    for b in range(15):
+        ts = t0 + pd.to_timedelta((np.arange(100) + b * 100) * 2 + who, unit="s")
+        n = len(ts)
+        store.append(pd.DataFrame({"timestamp": np.tile(ts.as_unit("ns"), 20),
+                                   "source": np.full(20 * n, "demo", dtype=object),
+                                   "metric": np.full(20 * n, "x_bytes", dtype=object),
+                                   "labels": np.repeat(labels, n), "value": np.full(20 * n, 1.0),
+                                   "kind": np.full(20 * n, "gauge", dtype=object),
+                                   "unit": np.full(20 * n, "bytes", dtype=object)}))
+    store.close()
+""") % ENV
+
+
+def test_two_writer_processes_on_the_same_series_lose_nothing(schema, tmp_path, python_exe):
+    script = tmp_path / "pgwriter.py"
+    script.write_text(_WRITER)
+    # the schema does not exist yet: both writers also race to create it (advisory lock)
+    procs = [subprocess.Popen([python_exe, str(script), schema, str(who)], stderr=subprocess.PIPE)
+             for who in (0, 1)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    with open_store(f"env:{ENV}", schema=schema) as s:
+        got = s.query("x_bytes")
+        assert len(got) == 2 * 15 * 100 * 20
+        assert not got.duplicated(["labels", "timestamp"]).any()
