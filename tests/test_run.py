@@ -86,3 +86,24 @@ def test_prune_keeps_newest_and_latest(tmp_path):
     removed = prune_runs(name_dir, keep=1)
     assert [p.name for p in removed] == ["20260102T000000Z-bbbb"]
     assert (name_dir / "20260101T000000Z-aaaa").exists() and (name_dir / "20260103T000000Z-cccc").exists()
+
+
+def test_a_second_run_of_the_same_params_waits_then_fails_with_the_lock_message(tmp_path):
+    from capplan.errors import LockBusy
+    from capplan.run import RunLock
+
+    name_dir = tmp_path / "demo"
+    name_dir.mkdir()
+    with RunLock(name_dir):
+        with pytest.raises(LockBusy) as exc:
+            run_report(ROOT / "params" / "demo.yaml", outputs=tmp_path, wait_s=0.5)
+    assert "holds the lock" in str(exc.value) and f"pid {os.getpid()}" in str(exc.value)
+    assert "--wait" in str(exc.value)
+    assert [p.name for p in name_dir.iterdir()] == [".lock"], "nothing was run"
+
+
+def test_run_timeout_stops_the_pipeline_and_fails(tmp_path):
+    res = run_report(ROOT / "params" / "demo.yaml", outputs=tmp_path, run_timeout_s=1.5)
+    assert res.status == "failed"
+    assert any("timeout" in (n["error"] or "").lower() for n in res.notebooks), res.notebooks
+    assert not (tmp_path / "demo" / "latest").exists()

@@ -29,6 +29,10 @@ def add_run(sub) -> None:
     p.add_argument("params", help="params YAML file, e.g. params/demo.yaml")
     p.add_argument("--outputs", default=None, help="outputs directory (default: outputs/)")
     p.add_argument("--cell-timeout", type=float, default=600, help="seconds per notebook cell")
+    p.add_argument("--run-timeout", type=float, default=None, help="seconds for the whole run")
+    p.add_argument("--wait", type=float, default=0.0,
+                   help="seconds to wait for another run of the same params to finish")
+    p.add_argument("--keep", type=int, default=None, help="keep only the newest N runs")
     p.add_argument("--log-output", action="store_true", help="stream notebook output to the log")
     p.set_defaults(func=cmd_run)
 
@@ -37,6 +41,7 @@ def cmd_run(args) -> int:
     from capplan.run import run_report
 
     res = run_report(args.params, outputs=args.outputs, cell_timeout_s=args.cell_timeout,
+                     run_timeout_s=args.run_timeout, wait_s=args.wait, keep=args.keep,
                      log_output=args.log_output)
     for nb in res.notebooks:
         line = f"  {nb['notebook']:<20} {nb['status']:<7} {nb['duration_s'] or 0:6.1f} s"
@@ -210,7 +215,7 @@ def cmd_runway(args) -> int:
 # --- scaling verbs (usl, sweep) ---------------------------------------------------------------
 # usl: owned by the USL model (capplan.models.usl); self-contained, sweep follows.
 USL_N_NAMES = ("n", "concurrency", "clients", "vus", "users")
-USL_X_NAMES = ("x", "throughput", "tps", "rps")
+USL_X_NAMES = ("x", "throughput", "tps", "rps", "throughput_per_s")  # last: capplan load points
 
 
 def add_usl(sub) -> None:

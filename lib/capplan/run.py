@@ -12,6 +12,15 @@ publish atomically:
   only when the run succeeded (or finished with degraded data), so the last good report is never
   clobbered by a failed one.  A failed run keeps papermill's error-marked notebook.
 
+Scheduled runs (cron, systemd timers, CI):
+
+* a lock per params name (``outputs/<name>/.lock``, ``flock``) so overlapping runs never
+  collide: the second waits up to ``wait_s`` and then fails with :class:`LockBusy` naming the
+  holder; the kernel releases the lock if the holder dies, even by ``kill -9``;
+* a per-cell timeout and a whole-run timeout (each cell gets at most what is left of the run);
+* retention: ``keep`` prunes all but the newest N finished runs (never the one ``latest`` names);
+* a log file per run (``run.log``).
+
 Exit codes: 0 success, 1 failed, 2 bad params, 3 finished with degraded data.
 """
 
@@ -30,7 +39,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from capplan.errors import OutputError, RunError
+from capplan.errors import LockBusy, OutputError, RunError
 from capplan.params import PIPELINE, Params, load_params, notebooks_dir, project_root
 
 __all__ = ["RunResult", "run_report", "scrub_notebook", "EXIT_CODES"]
@@ -129,6 +138,44 @@ def _point_latest(name_dir: Path, run_id: str) -> None:
     os.replace(tmp, name_dir / "latest")
 
 
+class RunLock:
+    """An exclusive ``flock`` on ``<name_dir>/.lock``; released on close or process death."""
+
+    def __init__(self, name_dir: Path, *, wait_s: float = 0.0, poll_s: float = 0.2):
+        self.path = name_dir / ".lock"
+        self.wait_s = wait_s
+        self.poll_s = poll_s
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + max(0.0, self.wait_s)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                    os.close(fd)
+                    raise LockBusy(f"another run of '{self.path.parent.name}' holds the lock "
+                                   f"({holder}); waited {self.wait_s:g} s",
+                                   run_dir=str(self.path.parent),
+                                   hint="let it finish, or pass --wait SECONDS to queue behind it")
+                time.sleep(self.poll_s)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat()}".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
 def _prepare_dir(outputs: Path, name: str, run_id: str) -> tuple[Path, Path]:
     name_dir = outputs / name
     try:
@@ -147,16 +194,37 @@ def _prepare_dir(outputs: Path, name: str, run_id: str) -> tuple[Path, Path]:
 
 
 def run_report(params_path: str | Path, *, outputs: str | Path | None = None,
-               cell_timeout_s: float = 600, kernel: str = "python3",
+               cell_timeout_s: float = 600, run_timeout_s: float | None = None,
+               wait_s: float = 0.0, keep: int | None = None, kernel: str = "python3",
                pipeline: tuple[str, ...] = PIPELINE, log_output: bool = False) -> RunResult:
     """Run the pipeline for one params file; see the module docstring for what is written.
 
-    Raises :class:`~capplan.errors.ConfigError` (bad params, before any kernel starts) and
+    Raises :class:`~capplan.errors.ConfigError` (bad params, before any kernel starts),
+    :class:`~capplan.errors.LockBusy` (another run of the same params name) and
     :class:`~capplan.errors.OutputError` (unwritable outputs).  A failing notebook does not
     raise: the result's ``status`` is ``failed`` and its folder keeps the error notebook.
     """
     params: Params = load_params(params_path, pipeline=pipeline)
+    if keep is not None and keep < 1:
+        raise RunError("--keep must be at least 1", hint="keep at least the run being made")
     outputs = Path(outputs) if outputs else project_root() / "outputs"
+    try:
+        (outputs / params.name).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {outputs / params.name}: {exc.strerror or exc}",
+                          hint="make the outputs directory writable or pass --outputs DIR") from exc
+    with RunLock(outputs / params.name, wait_s=wait_s):
+        res = _run_locked(params, outputs, cell_timeout_s=cell_timeout_s,
+                          run_timeout_s=run_timeout_s, kernel=kernel, pipeline=pipeline,
+                          log_output=log_output)
+        if keep is not None and res.status in ("ok", "degraded"):
+            prune_runs(res.run_dir.parent, keep)
+    return res
+
+
+def _run_locked(params: Params, outputs: Path, *, cell_timeout_s: float,
+                run_timeout_s: float | None, kernel: str, pipeline: tuple[str, ...],
+                log_output: bool) -> RunResult:
     run_id = _new_run_id()
     name_dir, work = _prepare_dir(outputs, params.name, run_id)
     started = time.time()
@@ -178,11 +246,21 @@ def run_report(params_path: str | Path, *, outputs: str | Path | None = None,
             entry = {"notebook": f"{nb}.ipynb", "status": "ok", "duration_s": None, "error": None}
             parameters = dict(params.per_notebook.get(nb, {}))
             parameters["run_dir"] = str(work)
+            timeout = cell_timeout_s
+            if run_timeout_s is not None:
+                left = run_timeout_s - (time.time() - started)
+                if left <= 1:
+                    entry.update(status="failed", duration_s=0.0,
+                                 error=f"run timeout: {run_timeout_s:g} s used up before {nb}")
+                    results.append(entry)
+                    status = "failed"
+                    break
+                timeout = min(timeout, left)
             try:
                 pm.execute_notebook(str(notebooks_dir() / f"{nb}.ipynb"), str(work / f"{nb}.ipynb"),
                                     parameters=parameters, kernel_name=kernel,
                                     progress_bar=False, log_output=log_output,
-                                    execution_timeout=cell_timeout_s, cwd=str(work),
+                                    execution_timeout=int(max(1, timeout)), cwd=str(work),
                                     request_save_on_cell_execute=True)
             except PapermillExecutionError as exc:
                 entry["status"] = "failed"
