@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +36,12 @@ class ScalingOutcome:
 def load_points(loadtest_file: str, tool: str = "") -> tuple[pd.DataFrame, str]:
     """Load points from ``demo`` (the packaged pgbench sweep) or a result file; (points, origin)."""
     from capplan.loadtest import read_loadtest
+    from capplan.loadtest.demo import demo_pgbench_sweep, demo_pgbench_sweep_info
 
     if loadtest_file == "demo":
-        ref = resources.files("capplan") / "data" / "demo_pgbench_sweep.csv"
-        with resources.as_file(ref) as p:
-            return read_loadtest(p, tool="points"), f"recorded pgbench sweep ({p.name})"
+        info = demo_pgbench_sweep_info()
+        when = str(info.get("recorded_start_utc") or "")[:10]
+        return demo_pgbench_sweep(), f"recorded pgbench sweep{' of ' + when if when else ''}"
     p = Path(loadtest_file)
     return read_loadtest(p, tool=tool or None), str(p.name)
 
@@ -107,12 +107,14 @@ def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
     if latency_target_s and latency_target_s > 0:
         n_at = fit.concurrency_at_latency(latency_target_s)
         x_at = fit.throughput_at_latency(latency_target_s)
-        f = Finding("scaling.n_at_latency", label=f"Concurrency at {fmt(latency_target_s, 'seconds')} "
-                    "mean latency", value=n_at, unit="count", status="info" if n_at else
-                    "insufficient data", detail="Little's law R(N) = N / X(N)", **base)
-        g = Finding("scaling.x_at_latency", label=f"Throughput at {fmt(latency_target_s, 'seconds')} "
-                    "mean latency", value=x_at, unit=unit, status="info" if x_at else
-                    "insufficient data", detail="Little's law R(N) = N / X(N)", **base)
+        why = ("Little's law R(N) = N / X(N) gives the MEAN latency; since p95 >= mean this is an "
+               "upper bound for the p95 target")
+        f = Finding("scaling.n_at_latency", label=f"Concurrency where mean latency reaches "
+                    f"{fmt(latency_target_s, 'seconds')}", value=n_at, unit="count",
+                    status="info" if n_at else "insufficient data", detail=why, **base)
+        g = Finding("scaling.x_at_latency", label=f"Throughput where mean latency reaches "
+                    f"{fmt(latency_target_s, 'seconds')}", value=x_at, unit=unit,
+                    status="info" if x_at else "insufficient data", detail=why, **base)
         fs += [f, g]
         rows += [{"quantity": f.label, "value": fmt(n_at, "count"), "95% interval": "n/a"},
                  {"quantity": g.label, "value": fmt(x_at, unit), "95% interval": "n/a"}]
@@ -150,8 +152,11 @@ def _instances_for_target(fit, run_dir, store, load_metric, multiplier, latency_
     if peak is None:
         raise InsufficientData(f"no recent samples of {load_metric}")
     target = peak * multiplier
-    res = instances_needed(target, latency_target_s or None, per_instance=fit)
-    k = getattr(res, "instances", res)
+    if not latency_target_s:
+        raise InsufficientData("latency_target_s is needed to size instances",
+                               hint="set latency_target_s (p95 target, seconds) in params")
+    res = instances_needed(target, latency_target_s, fit)
+    k = res.instances
     ev = dict(base)
     ev.update(window=tuple(info.get("window") or (None, None)), source=info.get("source"),
               n=info.get("n"))
@@ -165,8 +170,11 @@ def _instances_for_target(fit, run_dir, store, load_metric, multiplier, latency_
         Finding("scaling.instances_needed", "scaling",
                 f"Instances needed for {multiplier:g}× today's peak", value=float(k) if k is not None
                 else math.nan, unit="count", status="info" if k is not None else "insufficient data",
-                detail=getattr(res, "detail", None) or "per-instance USL throughput with M/M/c "
-                "waiting at the latency target",
-                extra={"multiplier": multiplier, "latency_target_s": latency_target_s},
+                detail=f"{res.method}: {res.concurrency_per_instance} concurrent per instance at "
+                       f"{res.utilization * 100:.0f}% utilisation, p95 response "
+                       f"{fmt(res.response_target_quantile_s, 'seconds')} against the "
+                       f"{fmt(latency_target_s, 'seconds')} target",
+                extra={"multiplier": multiplier, "latency_target_s": latency_target_s,
+                       "plan": res.to_dict()},
                 **{k2: v for k2, v in ev.items() if k2 != "section"}),
     ]
