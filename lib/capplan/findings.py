@@ -49,6 +49,8 @@ _BYTES = [("TiB", 2 ** 40), ("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)
 def _num(x: float, digits: int = 3) -> str:
     if x == 0:
         return "0"
+    if float(x).is_integer():
+        return f"{x:,.0f}"
     mag = abs(x)
     if mag >= 1000:
         return f"{x:,.0f}"

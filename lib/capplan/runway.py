@@ -153,8 +153,11 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
         "hi95_max_in_horizon": float(fc.frame["hi95"].max()),
     })
     if rw.crossing is not None:
-        cross_txt = f"{fmt_date(rw.crossing)} ({fmt_date(rw.crossing_lo)} – {fmt_date(rw.crossing_hi)})" \
-            if rw.crossing_lo is not None and rw.crossing_hi is not None else fmt_date(rw.crossing)
+        # an interval end that the paths do not reach within the horizon reads "after <end>"
+        lo = fmt_date(rw.crossing_lo) if rw.crossing_lo is not None else "n/a"
+        hi = fmt_date(rw.crossing_hi) if rw.crossing_hi is not None else \
+            f"after {fmt_date(fc.frame.index.max())}"
+        cross_txt = f"{fmt_date(rw.crossing)} ({lo} – {hi})"
     else:
         cross_txt = rw.status
     extra["display"] = {"limit": fmt(limit, ev.unit), "utilisation": fmt(current / limit, "ratio"),

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import CapplanError, InsufficientData
-from capplan.findings import SEVERITY, Finding, fmt, fmt_date, load_findings, read_summary, write_summary
+from capplan.findings import (SEVERITY, Finding, fmt, fmt_date, fmt_interval, load_findings,
+                              read_summary, write_summary)
 
 __all__ = ["ReportOutcome", "report_step", "evaluate_targets", "statements"]
 
@@ -117,7 +118,7 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
             bd = base.to_dict() if base is not None else None
             base_disp = "n/a" if base is None else fmt(base.value, base.unit)
             if base is not None and base.lo is not None:
-                base_disp += f" ({fmt(base.lo, base.unit)} – {fmt(base.hi, base.unit)})"
+                base_disp += f" ({fmt_interval(base.lo, base.hi, base.unit)})"
             out.append(Finding(
                 fid, "targets", t.name, metric=t.metric, value=cur.value, unit=cur.unit or None,
                 interval=None if cur.lo is None else (cur.lo, cur.hi), n=cur.n, window=window,
@@ -199,8 +200,9 @@ def statements(sections: dict, *, horizon_days: int | None, from_phase: str) -> 
         d = f["display"]
         if f["status"] == "not within horizon":
             out.append({"severity": "not within horizon", "refs": [f["id"]],
-                        "text": f"{f['label']}: no crossing of {d.get('limit')} projected before "
-                                f"{d.get('horizon_end')} (now {d.get('utilisation')} of the limit)."})
+                        "text": f"{f['label']}: the forecast does not cross {d.get('limit')} before "
+                                f"{d.get('horizon_end')} (now {d.get('utilisation')} of the limit; "
+                                f"probability of crossing within the horizon {d.get('p_cross')})."})
     sc = {f["id"]: f for f in sections.get("scaling", [])}
     if "scaling.x_peak" in sc:
         xp, npk = sc["scaling.x_peak"]["display"], sc["scaling.n_peak"]["display"]

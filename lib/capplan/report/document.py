@@ -58,7 +58,7 @@ def build_document(summary: dict) -> list[tuple]:
 
     b.append(("h2", SECTION_TITLES[0]))
     stm = s.get("statements", [])
-    b.append(("ul", [f"[{x['severity']}] {x['text']}" for x in stm]) if stm else
+    b.append(("status_list", [(x["severity"], x["text"]) for x in stm]) if stm else
              ("p", "No findings: the run produced no runway, target or scaling results."))
 
     b.append(("h2", SECTION_TITLES[1]))

@@ -5,6 +5,7 @@ Blocks are plain tuples, so the same document gives both outputs and they cannot
 * ``("title", text, subtitle)``, ``("h2", text)``, ``("h3", text)``, ``("p", text)``
 * ``("banner", text)``  a highlighted notice (synthetic data, failed parts)
 * ``("ul", [text, ...])``
+* ``("status_list", [(status, text), ...])`` a list whose items lead with a status badge
 * ``("table", headers, rows, caption_or_None)`` with ``rows`` a list of lists of str; a cell
   that is a status word listed in :data:`STATUS_CLASS` is shown as a coloured badge in HTML
 * ``("figure", relative_png_path, caption)``
@@ -25,7 +26,8 @@ STATUS_CLASS = {
     "meets": "ok", "better": "ok", "no detectable change": "neutral", "not within horizon": "ok",
     "at risk": "warn", "crosses": "warn", "insufficient evidence": "neutral",
     "insufficient data": "neutral", "no limit": "neutral", "misses": "bad", "worse": "bad",
-    "already over limit": "bad", "critical": "bad",
+    "already over limit": "bad", "critical": "bad", "info": "neutral", "increased": "neutral",
+    "decreased": "neutral", "no limit": "neutral",
 }
 
 _CSS = """
@@ -41,7 +43,7 @@ caption{caption-side:bottom;text-align:left;color:var(--muted);font-size:.85em;p
 .badge{display:inline-block;padding:.05em .5em;border-radius:1em;font-size:.85em;font-weight:600;color:#fff;white-space:nowrap}
 .badge.ok{background:var(--ok)}.badge.warn{background:var(--warn)}.badge.bad{background:var(--bad)}.badge.neutral{background:var(--neutral)}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid var(--line)}figcaption{color:var(--muted);font-size:.85em}
-ul{padding-left:1.3em}li{margin:.25em 0}
+ul{padding-left:1.3em}li{margin:.25em 0}ul.findings{list-style:none;padding-left:0}ul.findings li{margin:.45em 0}
 @media (max-width:600px){body{font-size:14px}main{padding:14px 10px 40px}h1{font-size:1.35em}}
 """
 
@@ -67,6 +69,8 @@ def to_markdown(blocks: list[tuple]) -> str:
             out += [f"> **{b[1]}**", ""]
         elif kind == "ul":
             out += [f"- {item}" for item in b[1]] + [""]
+        elif kind == "status_list":
+            out += [f"- **{status}**: {text}" for status, text in b[1]] + [""]
         elif kind == "table":
             headers, rows, caption = b[1], b[2], b[3]
             out.append("| " + " | ".join(_md_cell(h) for h in headers) + " |")
@@ -114,6 +118,9 @@ def to_html(blocks: list[tuple], *, run_dir: str | Path, title: str) -> str:
             parts.append(f'<div class="banner">{html.escape(b[1])}</div>')
         elif kind == "ul":
             parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b[1]) + "</ul>")
+        elif kind == "status_list":
+            parts.append('<ul class="findings">' + "".join(
+                f"<li>{_cell_html(s)} {html.escape(x)}</li>" for s, x in b[1]) + "</ul>")
         elif kind == "table":
             headers, rows, caption = b[1], b[2], b[3]
             t = ['<div class="tablewrap"><table>']

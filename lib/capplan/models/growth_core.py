@@ -1,0 +1,409 @@
+"""Numerical core of :mod:`capplan.models.growth`: arrays in, arrays out (no pandas, no I/O).
+
+The model family, the candidate grid, the rolling-origin backtest and the interval calibration
+are documented in the docstring of :mod:`capplan.models.growth`; this module implements them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LEVELS = (("ewm", 0.05), ("ewm", 0.15), ("ewm", 0.4), ("med", 0.0))
+TRENDS = ("none", "damped", "linear")
+PHI = 0.99            # damping per step of the damped trend (Gardner & McKenzie 1985)
+KMAX = {"day": 14, "week": 6}   # cycles used for the seasonal profile
+MAX_FOLDS = 20
+TREND_BLOCKS = 60     # at most this many blocks (days) in the trend window
+LOCAL_SCALE = True
+TOP_K = 3             # best candidates averaged into the final forecast
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One candidate: seasonal period (steps, 0 = none), level rule, trend rule, transform."""
+
+    period: int
+    level: str
+    lpar: float
+    trend: str
+    transform: str
+
+    def name(self, period_names: dict[int, str]) -> str:
+        season = period_names.get(self.period, f"m={self.period}") if self.period else "none"
+        level = f"ewm(a={self.lpar:g})" if self.level == "ewm" else "median(1 block)"
+        tr = "" if self.transform == "none" else f"{self.transform} "
+        return f"{tr}level={level} trend={self.trend} season={season}"
+
+
+# --- transforms -----------------------------------------------------------------------------
+
+def make_transform(kind: str, y: np.ndarray, lo: float | None, hi: float | None):
+    """Return (forward, inverse) for ``none``, ``log`` (y - lo > 0) or ``logit`` (lo < y < hi)."""
+    if kind == "none":
+        return (lambda v: v), (lambda v: v)
+    if kind == "log":
+        base = 0.0 if lo is None else lo
+        shift = 1e-3 * max(float(np.nanmedian(np.abs(y - base))), 1e-12)
+        return (lambda v: np.log(np.maximum(v - base, 0) + shift)), \
+               (lambda v: np.exp(np.minimum(v, 700)) - shift + base)
+    span = hi - lo
+    eps = 1e-4
+
+    def fwd(v):
+        p = np.clip((v - lo) / span, eps, 1 - eps)
+        return np.log(p / (1 - p))
+
+    def inv(v):
+        return lo + span / (1 + np.exp(-np.clip(v, -700, 700)))
+    return fwd, inv
+
+
+def fill_gaps(z: np.ndarray) -> np.ndarray:
+    """Linear interpolation over missing points (ends held flat); the mask is kept by callers."""
+    ok = ~np.isnan(z)
+    if ok.all():
+        return z
+    idx = np.arange(z.size)
+    return np.interp(idx, idx[ok], z[ok])
+
+
+def med3(x: np.ndarray) -> np.ndarray:
+    """Running median of 3 (Tukey 1977): removes single-point spikes, keeps steps (a step at the
+    very last point shows after one more point)."""
+    if x.size < 3:
+        return x
+    a, b, c = x[:-2], x[1:-1], x[2:]
+    mid = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    # ends: the median of the first / last three (a one-point spike at the edge is not a level)
+    return np.concatenate([[np.median(x[:3])], mid, [np.median(x[-3:])]])
+
+
+# --- components -------------------------------------------------------------------------------
+
+def season_profile(zf: np.ndarray, o: int, m: int, kmax: int) -> np.ndarray | None:
+    """Seasonal profile (length m, by phase t % m, mean 0) from the last <= kmax cycles before o.
+
+    Classical decomposition made robust: the centred moving average of length m (which follows
+    trends and, smoothly, level steps) is removed, then the per-phase *median* over the cycles is
+    taken (a step or a spike disturbs one cycle, not the median).  The last half cycle before o
+    has no centred average and is not used.  None when fewer than 2 cycles are available.
+    """
+    h = m // 2
+    k = min(kmax, (o - 2 * h) // m)
+    if k < 2:
+        return None
+    end = o - h
+    start = end - k * m
+    seg = zf[start - h:end + h]
+    cs = np.concatenate(([0.0], np.cumsum(seg)))
+    ma = (cs[m:m + k * m] - cs[:k * m]) / m
+    block = (zf[start:end] - ma).reshape(k, m)
+    prof = np.median(block, axis=0) if k >= 3 else block.mean(axis=0)
+    prof = prof - prof.mean()
+    out = np.empty(m)
+    out[(start + np.arange(m)) % m] = prof
+    return out
+
+
+def ewm_last(x: np.ndarray, alpha: float) -> float:
+    """Final value of simple exponential smoothing (Brown 1956) with weights normalised to 1."""
+    k = min(x.size, int(np.ceil(np.log(1e-4) / np.log(1 - alpha))) + 1)
+    w = alpha * (1 - alpha) ** np.arange(k)[::-1]
+    return float(np.dot(w, x[-k:]) / w.sum())
+
+
+def block_medians(d: np.ndarray, L: int) -> np.ndarray:
+    nb = d.size // L
+    if nb == 0:
+        return np.empty(0)
+    return np.median(d[d.size - nb * L:].reshape(nb, L), axis=1)
+
+
+def theil_sen(bm: np.ndarray, L: int) -> float:
+    """Theil (1950) / Sen (1968) slope of block medians, per step."""
+    nb = bm.size
+    if nb < 3:
+        return 0.0
+    i, j = np.triu_indices(nb, 1)
+    return float(np.median((bm[j] - bm[i]) / (j - i)) / L)
+
+
+def trend_stats(d: np.ndarray, L: int) -> tuple[float, float, int]:
+    """OLS slope per step, its t statistic and the number of blocks, on block medians of d."""
+    bm = block_medians(d, L)
+    nb = bm.size
+    if nb < 4:
+        return 0.0, 0.0, nb
+    x = np.arange(nb, dtype=float)
+    x -= x.mean()
+    b = float(np.dot(x, bm - bm.mean()) / np.dot(x, x))
+    resid = bm - bm.mean() - b * x
+    s2 = float(np.dot(resid, resid) / (nb - 2))
+    se = np.sqrt(s2 / np.dot(x, x)) if s2 > 0 else 0.0
+    t = b / se if se > 0 else (np.inf if b > 0 else (-np.inf if b < 0 else 0.0))
+    return b / L, float(t), nb
+
+
+@dataclass
+class Prepared:
+    """Per (transform, period, origin): deseasonalised window and profile, shared by candidates."""
+
+    S: np.ndarray | None
+    d: np.ndarray          # deseasonalised, spike-filtered values before the origin (trend window)
+    o: int
+    lv: int                # the level is estimated from d[lv:] (after the last level shift)
+    cache: dict = None
+
+
+def prepare(zf: np.ndarray, o: int, m: int, kmax: int, L: int, t_start: int,
+            l_start: int = 0) -> Prepared | None:
+    if m:
+        S = season_profile(zf, o, m, kmax)
+        if S is None:
+            return None
+    else:
+        S = None
+    lo = max(t_start, o - TREND_BLOCKS * L, 0)
+    lo = min(lo, max(o - 2 * L, 0))
+    seg = zf[lo:o]
+    if S is not None:
+        seg = seg - S[np.arange(lo, o) % m]
+    return Prepared(S=S, d=med3(seg), o=o, lv=max(0, min(l_start - lo, seg.size - 1)), cache={})
+
+
+def forecast_from(p: Prepared, spec: Spec, H: int, L: int) -> np.ndarray:
+    """Point forecast (transformed space) for steps o .. o+H-1."""
+    key = (spec.level, spec.lpar)
+    if key not in p.cache:
+        d = p.d[p.lv:]
+        if spec.level == "ewm":
+            p.cache[key] = (ewm_last(d, spec.lpar), (1 - spec.lpar) / spec.lpar)
+        else:
+            w = min(L, d.size)
+            p.cache[key] = (float(np.median(d[-w:])), (w - 1) / 2)
+    level, lag = p.cache[key]
+    h = np.arange(1, H + 1, dtype=float)
+    f = np.full(H, level)
+    if spec.trend != "none":
+        if "slope" not in p.cache:
+            p.cache["slope"] = theil_sen(block_medians(p.d, L), L)
+        b = p.cache["slope"]
+        level += b * lag
+        if spec.trend == "linear":
+            f = level + b * h
+        else:
+            f = level + b * PHI * (1 - PHI ** h) / (1 - PHI)
+    if p.S is not None:
+        f = f + p.S[(p.o + np.arange(H)) % spec.period]
+    return f
+
+
+def local_noise(y: np.ndarray, o: int, w: int) -> float:
+    """Robust noise level before index o: 1.4826 * MAD of first differences over w steps."""
+    seg = y[max(0, o - w):o]
+    dd = np.diff(seg)
+    dd = dd[np.isfinite(dd)]
+    if dd.size < 4:
+        return float("nan")
+    return 1.4826 * float(np.median(np.abs(dd - np.median(dd))))
+
+
+# --- intervals --------------------------------------------------------------------------------
+
+def scale_curve(E: np.ndarray, H: int) -> np.ndarray:
+    """Error scale s(h), h = 1..H, from the backtest MAE by horizon: smoothed (moving average over
+    ~hb/10 horizons), made non-decreasing, and beyond the backtest horizon hb extrapolated as
+    s(hb) * (h / hb)**p with p in [0, 1] fitted (log-log) on the second half of the horizons."""
+    mae = np.nanmean(np.abs(E), axis=0) if np.isfinite(E).any() else np.zeros(E.shape[1])
+    hb = mae.size
+    mae = fill_gaps(np.where(np.isfinite(mae), mae, np.nan)) if np.isfinite(mae).any() \
+        else np.zeros(hb)
+    w = max(1, hb // 10)
+    if w > 1:
+        cs = np.concatenate(([0.0], np.cumsum(mae)))
+        lo = np.clip(np.arange(hb) - w // 2, 0, hb)
+        hi = np.clip(np.arange(hb) + w // 2 + 1, 0, hb)
+        mae = (cs[hi] - cs[lo]) / (hi - lo)
+    s = np.maximum.accumulate(np.maximum(mae, 1e-9))
+    if H <= hb:
+        return s[:H]
+    h = np.arange(1, hb + 1, dtype=float)
+    half = slice(hb // 2, hb)
+    p = 0.5
+    if hb >= 6 and np.ptp(np.log(h[half])) > 0:
+        p = float(np.clip(np.polyfit(np.log(h[half]), np.log(s[half]), 1)[0], 0.0, 1.0))
+    ext = s[-1] * (np.arange(hb + 1, H + 1, dtype=float) / hb) ** p
+    return np.concatenate([s, ext])
+
+
+def conformal_q(zs: np.ndarray, q: float) -> float:
+    """Quantile of sorted ``zs`` with the split-conformal finite-sample correction
+    (Vovk et al. 2005): the ceil((n + 1) q)-th order statistic (mirrored for q < 0.5)."""
+    n = zs.size
+    if n == 0:
+        return 0.0
+    if q > 0.5:
+        return float(zs[min(n - 1, int(np.ceil((n + 1) * q)) - 1)])
+    return float(zs[max(0, int(np.floor((n + 1) * q)) - 1)])
+
+
+QUANTS = (0.025, 0.1, 0.9, 0.975)
+PESSIMISM = 1.0      # quantile over folds of the per-fold error quantiles (see calibrate)
+
+
+def _fold_rule(pooled_q: np.ndarray, per: np.ndarray) -> np.ndarray:
+    """Widen pooled quantiles (at QUANTS) to the PESSIMISM-quantile of the per-fold ones."""
+    if per.shape[0] < 3:
+        return pooled_q
+    up = np.asarray(QUANTS) > 0.5
+    qf = np.where(up, np.quantile(per, PESSIMISM, axis=0), np.quantile(per, 1 - PESSIMISM, axis=0))
+    return np.where(up, np.maximum(pooled_q, qf), np.minimum(pooled_q, qf))
+
+
+def _pooled_q(z: np.ndarray) -> np.ndarray:
+    return np.array([conformal_q(z, a) for a in QUANTS]) if z.size else np.zeros(len(QUANTS))
+
+
+def calibrate(E: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Scale curve, interval quantiles (at QUANTS), pooled normalised errors (sorted) and the
+    leave-one-fold-out 80/95 % coverage of the same rule.
+
+    Interval rule: the pooled split-conformal quantile of the normalised errors, widened to the
+    PESSIMISM-quantile over folds of the per-fold quantiles (server metrics are not stationary:
+    the next window tends to look like one of the worse past windows, not like their average).
+    """
+    s = scale_curve(E, max(H, E.shape[1]))
+    Z = E / s[None, : E.shape[1]]
+    folds = [z[np.isfinite(z)] for z in Z]
+    keep = [k for k, f in enumerate(folds) if f.size >= 5]
+    per = np.array([np.quantile(folds[k], QUANTS) for k in keep]).reshape(-1, len(QUANTS))
+    zs = np.sort(np.concatenate(folds)) if folds else np.empty(0)
+    q_all = _fold_rule(_pooled_q(zs), per)
+    hits80 = hits95 = tot = 0
+    for k, zk in enumerate(folds):
+        rest = np.concatenate([folds[i] for i in range(len(folds)) if i != k])
+        if rest.size < 10 or zk.size == 0:
+            continue
+        others = per[[j for j, i in enumerate(keep) if i != k]]
+        q = _fold_rule(_pooled_q(np.sort(rest)), others)
+        hits95 += int(((zk >= q[0]) & (zk <= q[3])).sum())
+        hits80 += int(((zk >= q[1]) & (zk <= q[2])).sum())
+        tot += zk.size
+    cov80 = hits80 / tot if tot else float("nan")
+    cov95 = hits95 / tot if tot else float("nan")
+    return s[:H], q_all, zs, cov80, cov95
+
+
+# --- selection by rolling-origin backtest ----------------------------------------------------
+
+@dataclass
+class CoreResult:
+    mean: np.ndarray            # (H,) point forecast, original units, not yet clipped to bounds
+    specs: list                 # the combined candidates, best first
+    score: float                # backtest MAE of the combination (original units)
+    errors: np.ndarray          # (folds, Hb) backtest errors actual - forecast of the combination
+    origins: list
+    scale: np.ndarray           # (H,) error scale s(h)
+    zs: np.ndarray              # sorted pooled normalised errors
+    q_int: list                 # normalised error quantiles at QUANTS used for the intervals
+    cov80: float
+    cov95: float
+    slope: float                # trend per step (original units) on the final trend window
+    slope_t: float              # its t statistic (block medians)
+    trend_blocks: int
+
+
+def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
+             bounds: tuple[float | None, float | None], changes: list[int],
+             min_fit: int, level_changes: list[int] = ()) -> CoreResult:
+    """Evaluate the candidate grid by rolling-origin backtest and return the combined forecast."""
+    n = y.size
+    lo_b, hi_b = bounds
+    obs = y[~np.isnan(y)]
+    transforms = ["none"]
+    if obs.size and np.all(obs - (lo_b or 0.0) > 0):
+        transforms.append("log")
+    if lo_b is not None and hi_b is not None:
+        transforms.append("logit")
+    tf = {t: make_transform(t, y, lo_b, hi_b) for t in transforms}
+    zf = {t: fill_gaps(tf[t][0](y)) for t in transforms}
+
+    o_min = max(min_fit, 3 * max(periods, default=0))
+    avail = n - o_min
+    hb = int(max(1, min(H, avail // 2 if avail >= 2 else 1)))
+    last = n - hb
+    if last < o_min:
+        o_min = max(1, last)
+    # short backtest horizons get more folds so that >= ~240 errors calibrate the intervals
+    nf = int(min(max(MAX_FOLDS, min(40, int(np.ceil(240 / hb)))), max(1, last - o_min + 1)))
+    origins = sorted({int(round(v)) for v in np.linspace(o_min, last, nf)})
+    Y = np.array([y[o:o + hb] for o in origins])
+
+    def t_start(o: int) -> int:
+        c = [k for k in changes if k <= o - 3 * L]
+        return c[-1] if c else 0
+
+    def l_start(o: int) -> int:
+        c = [k for k in level_changes if k <= o - 6]
+        return c[-1] if c else 0
+
+    prep_cache: dict = {}
+
+    def prepared(t: str, m: int):
+        key = (t, m)
+        if key not in prep_cache:
+            kmax = KMAX.get(periods.get(m, ""), 6)
+            prep_cache[key] = ([prepare(zf[t], o, m, kmax, L, t_start(o), l_start(o))
+                                for o in origins],
+                               prepare(zf[t], n, m, kmax, L, t_start(n), l_start(n)))
+        return prep_cache[key]
+
+    results: dict[Spec, tuple[float, np.ndarray, np.ndarray]] = {}
+
+    def evaluate(spec: Spec) -> None:
+        if spec in results:
+            return
+        folds, final = prepared(spec.transform, spec.period)
+        if final is None or any(p is None for p in folds):
+            return
+        inv = tf[spec.transform][1]
+        Fb = np.array([inv(forecast_from(p, spec, hb, L)) for p in folds])
+        err = Y - Fb
+        score = float(np.nanmean(np.abs(err))) if np.isfinite(err).any() else np.inf
+        results[spec] = (score, Fb, inv(forecast_from(final, spec, H, L)))
+
+    for m in [0, *periods]:
+        for lv, lp in LEVELS:
+            evaluate(Spec(m, lv, lp, "none", "none"))
+    best = min(results, key=lambda s: results[s][0])
+    for t in transforms:
+        for tr in TRENDS:
+            evaluate(Spec(best.period, best.level, best.lpar, tr, t))
+    ranked = sorted(results, key=lambda s: results[s][0])
+    chosen = ranked[:TOP_K]
+    Fb = np.mean([results[s][1] for s in chosen], axis=0)
+    mean = np.mean([results[s][2] for s in chosen], axis=0)
+    comb_score = float(np.nanmean(np.abs(Y - Fb)))
+    E = Y - Fb
+    # locally adaptive calibration (normalised conformal scores, Papadopoulos et al. 2008; Lei et
+    # al. 2018): each fold's errors are divided by the noise level just before its origin, and
+    # the final bands are multiplied by the noise level now, so a noisier regime after a deploy
+    # widens the intervals instead of inheriting the calm past.
+    sig = np.array([local_noise(y, o, 2 * L) for o in origins])
+    sig_now = local_noise(y, n, 2 * L)
+    ref = float(np.median(sig)) if np.isfinite(sig).all() and np.median(sig) > 0 else 0.0
+    if LOCAL_SCALE and ref > 0 and sig_now > 0:
+        sig = np.maximum(sig, 0.2 * ref) / ref
+        sig_now = max(sig_now, 0.2 * ref) / ref
+    else:
+        sig, sig_now = np.ones(len(origins)), 1.0
+    s, q_int, zs, cov80, cov95 = calibrate(E / sig[:, None], H)
+    s = s * sig_now
+
+    final = prepared("none", chosen[0].period)[1]
+    slope, slope_t, nb = trend_stats(final.d, L) if final is not None else (0.0, 0.0, 0)
+    return CoreResult(mean=mean, specs=chosen, score=comb_score, errors=E, origins=origins,
+                      scale=s, zs=zs, q_int=q_int, cov80=cov80, cov95=cov95, slope=slope, slope_t=slope_t,
+                      trend_blocks=nb)
