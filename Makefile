@@ -39,8 +39,11 @@ test: $(DEV_STAMP)
 	@bash .ci/install-system-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# root (containers, CI) needs --allow-root; nobody else gets it
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 bench: $(DEV_STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

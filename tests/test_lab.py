@@ -20,7 +20,7 @@ def _free_port() -> int:
 
 def test_make_lab_serves_the_notebooks(tmp_path):
     port, token = _free_port(), secrets.token_hex(16)
-    args = (f"--no-browser --ip=127.0.0.1 --port={port} --ServerApp.token={token} "
+    args = (f"--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token={token} "
             f"--ServerApp.port_retries=0")
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), HOME=os.environ.get("HOME", str(tmp_path)))
     proc = subprocess.Popen(["make", "-s", "lab", f"LAB_ARGS={args}"], cwd=ROOT, env=env,
@@ -49,5 +49,8 @@ def test_make_lab_serves_the_notebooks(tmp_path):
         except urllib.error.HTTPError as exc:
             assert exc.code == 403
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # already gone
         proc.wait(timeout=30)
