@@ -421,6 +421,74 @@ def cmd_sweep(args) -> int:
 
 # --- operations verbs (fleet, alerts) ---------------------------------------------------------
 
+def add_fleet(sub) -> None:
+    p = sub.add_parser("fleet", help="one report per service plus a fleet summary (on Dask)",
+                       description="Analyse every service of a fleet params file (a list, or a "
+                                   "label selector on Prometheus) on a Dask cluster and write one "
+                                   "report per service plus fleet.md/.html/.json ranking the top "
+                                   "risks (capplan.fleet.run_fleet).  Exit codes: 0 all services "
+                                   "ok, 1 none produced a report, 2 bad params, 3 some failed or "
+                                   "had degraded data.")
+    p.add_argument("params", metavar="PARAMS", help="fleet params YAML, e.g. params/fleets/fleet-demo.yaml")
+    p.add_argument("--scheduler", metavar="ADDR", default=None,
+                   help="Dask scheduler address (tcp://host:8786); default: params, else a "
+                        "LocalCluster")
+    p.add_argument("--workers", type=int, metavar="N", default=None,
+                   help="LocalCluster worker processes (default: params 'workers', else 2)")
+    p.add_argument("--outputs", metavar="DIR", default=None, help="outputs directory (default: outputs/)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help="seconds to wait for another run of the same fleet to finish")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fleet)
+
+
+def cmd_fleet(args) -> int:
+    from capplan.fleet import run_fleet
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}", key="--workers")
+    res = run_fleet(args.params, outputs=args.outputs, scheduler=args.scheduler,
+                    workers=args.workers, progress=not args.no_progress, wait_s=args.wait)
+    for s in res.services:
+        line = f"  {s['name']:<24} {s['status']:<8} {s['duration_s'] or 0:6.1f} s"
+        print(line + (f"  {s['error']}" if s["error"] else ""), file=sys.stderr)
+    if res.status == "failed":
+        print(f"capplan fleet: FAILED; no service produced a report (see {res.run_dir})",
+              file=sys.stderr)
+    print(res.html)
+    return res.exit_code
+
+
+def add_alerts(sub) -> None:
+    p = sub.add_parser("alerts", help="Prometheus alerting rules from the params' targets and capacity",
+                       description="Write the targets, SLOs and capacity limits of a params file as "
+                                   "Prometheus alerting rules (capplan.alerts): the thresholds of "
+                                   "the handoff document are the ones that page.  Check the output "
+                                   "with: promtool check rules FILE.")
+    p.add_argument("params", metavar="PARAMS", help="params YAML of a capplan run, e.g. params/demo.yaml")
+    p.add_argument("--out", metavar="FILE", help="rule file to write (default: standard output)")
+    p.add_argument("--selector", default="", metavar="MATCHERS",
+                   help='label matchers added to every series, e.g. job="checkout"')
+    p.add_argument("--by", default="", metavar="LABELS",
+                   help="comma-separated labels kept apart, e.g. instance (default: sum all)")
+    p.add_argument("--util-warn", type=float, default=0.8, help="capacity utilisation warning [0.8]")
+    p.add_argument("--util-crit", type=float, default=0.9, help="capacity utilisation critical [0.9]")
+    p.set_defaults(func=cmd_alerts)
+
+
+def cmd_alerts(args) -> int:
+    from capplan.alerts import alerts_from_params, rules_yaml, write_rules
+
+    by = tuple(x.strip() for x in args.by.split(",") if x.strip())
+    rules = alerts_from_params(args.params, selector=args.selector.strip().strip("{}"), by=by,
+                               util_warn=args.util_warn, util_crit=args.util_crit)
+    if args.out:
+        print(write_rules(rules, args.out))
+    else:
+        sys.stdout.write(rules_yaml(rules))
+    return EXIT_OK
+
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="capplan", description=__doc__.splitlines()[0])

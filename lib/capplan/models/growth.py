@@ -130,7 +130,6 @@ class Forecast:
     trend_blocks: int
     season: str           # seasonality of the best candidate: 'none' | 'day' | 'week'
     scale: np.ndarray = field(repr=False)
-    norm_errors: np.ndarray = field(repr=False)
     path_knots: tuple = field(repr=False)
 
     def error_quantile(self, u) -> np.ndarray:
@@ -349,7 +348,7 @@ def fit_forecast(y: pd.Series, *, horizon: int, grain: str = "1h",
                     window_start=hist.index[0], window_end=hist.index[-1], bounds=(lo, hi),
                     trend_per_step=float(res.slope), trend_t=float(res.slope_t),
                     trend_up=trend_up, trend_blocks=int(res.trend_blocks),
-                    season=periods.get(res.specs[0].period, "none"), scale=res.scale, norm_errors=res.zs,
+                    season=periods.get(res.specs[0].period, "none"), scale=res.scale,
                     path_knots=knots)
 
 

@@ -6,7 +6,8 @@ are documented in the docstring of :mod:`capplan.models.growth`; this module imp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,7 +17,7 @@ PHI = 0.99            # damping per step of the damped trend (Gardner & McKenzie
 KMAX = {"day": 14, "week": 6}   # cycles used for the seasonal profile
 MAX_FOLDS = 20
 TREND_BLOCKS = 60     # at most this many blocks (days) in the trend window
-LOCAL_SCALE = True
+LOCAL_SCALE = True    # normalise backtest errors by the local noise level (see run_core)
 TOP_K = 3             # best candidates averaged into the final forecast
 
 
@@ -77,7 +78,11 @@ def med3(x: np.ndarray) -> np.ndarray:
     a, b, c = x[:-2], x[1:-1], x[2:]
     mid = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
     # ends: the median of the first / last three (a one-point spike at the edge is not a level)
-    return np.concatenate([[np.median(x[:3])], mid, [np.median(x[-3:])]])
+    return np.concatenate([[_med3(*x[:3])], mid, [_med3(*x[-3:])]])
+
+
+def _med3(a: float, b: float, c: float) -> float:
+    return max(min(a, b), min(max(a, b), c))
 
 
 # --- components -------------------------------------------------------------------------------
@@ -126,8 +131,13 @@ def theil_sen(bm: np.ndarray, L: int) -> float:
     nb = bm.size
     if nb < 3:
         return 0.0
-    i, j = np.triu_indices(nb, 1)
+    i, j = _pairs(nb)
     return float(np.median((bm[j] - bm[i]) / (j - i)) / L)
+
+
+@functools.lru_cache(maxsize=256)
+def _pairs(nb: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(nb, 1)
 
 
 def trend_stats(d: np.ndarray, L: int) -> tuple[float, float, int]:
@@ -142,8 +152,8 @@ def trend_stats(d: np.ndarray, L: int) -> tuple[float, float, int]:
     resid = bm - bm.mean() - b * x
     s2 = float(np.dot(resid, resid) / (nb - 2))
     se = np.sqrt(s2 / np.dot(x, x)) if s2 > 0 else 0.0
-    t = b / se if se > 0 else (np.inf if b > 0 else (-np.inf if b < 0 else 0.0))
-    return b / L, float(t), nb
+    t = b / se if se > 0 else float(np.sign(b)) * 999.0
+    return b / L, float(np.clip(t, -999.0, 999.0)), nb
 
 
 @dataclass
@@ -154,7 +164,7 @@ class Prepared:
     d: np.ndarray          # deseasonalised, spike-filtered values before the origin (trend window)
     o: int
     lv: int                # the level is estimated from d[lv:] (after the last level shift)
-    cache: dict = None
+    cache: dict = field(default_factory=dict)
 
 
 def prepare(zf: np.ndarray, o: int, m: int, kmax: int, L: int, t_start: int,
@@ -170,11 +180,11 @@ def prepare(zf: np.ndarray, o: int, m: int, kmax: int, L: int, t_start: int,
     seg = zf[lo:o]
     if S is not None:
         seg = seg - S[np.arange(lo, o) % m]
-    return Prepared(S=S, d=med3(seg), o=o, lv=max(0, min(l_start - lo, seg.size - 1)), cache={})
+    return Prepared(S=S, d=med3(seg), o=o, lv=max(0, min(l_start - lo, seg.size - 1)))
 
 
-def forecast_from(p: Prepared, spec: Spec, H: int, L: int) -> np.ndarray:
-    """Point forecast (transformed space) for steps o .. o+H-1."""
+def _level(p: Prepared, spec: Spec, L: int) -> tuple[float, float]:
+    """(level, lag in steps) of the level rule on the deseasonalised window, cached per window."""
     key = (spec.level, spec.lpar)
     if key not in p.cache:
         d = p.d[p.lv:]
@@ -183,21 +193,42 @@ def forecast_from(p: Prepared, spec: Spec, H: int, L: int) -> np.ndarray:
         else:
             w = min(L, d.size)
             p.cache[key] = (float(np.median(d[-w:])), (w - 1) / 2)
-    level, lag = p.cache[key]
-    h = np.arange(1, H + 1, dtype=float)
-    f = np.full(H, level)
+    return p.cache[key]
+
+
+def _slope(p: Prepared, L: int) -> float:
+    if "slope" not in p.cache:
+        p.cache["slope"] = theil_sen(block_medians(p.d, L), L)
+    return p.cache["slope"]
+
+
+def season_matrix(ps: list[Prepared], m: int, H: int) -> np.ndarray | None:
+    """Seasonal terms for steps o .. o+H-1 of every window (rows), or None without season."""
+    if not m:
+        return None
+    idx = (np.array([p.o for p in ps])[:, None] + np.arange(H)[None, :]) % m
+    return np.take_along_axis(np.array([p.S for p in ps]), idx, axis=1)
+
+
+def forecast_matrix(ps: list[Prepared], spec: Spec, H: int, L: int,
+                    S: np.ndarray | None) -> np.ndarray:
+    """Point forecasts (transformed space), one row per window, for steps o .. o+H-1."""
+    lv = np.array([_level(p, spec, L) for p in ps])
+    level, lag = lv[:, 0], lv[:, 1]
     if spec.trend != "none":
-        if "slope" not in p.cache:
-            p.cache["slope"] = theil_sen(block_medians(p.d, L), L)
-        b = p.cache["slope"]
-        level += b * lag
-        if spec.trend == "linear":
-            f = level + b * h
-        else:
-            f = level + b * PHI * (1 - PHI ** h) / (1 - PHI)
-    if p.S is not None:
-        f = f + p.S[(p.o + np.arange(H)) % spec.period]
-    return f
+        b = np.array([_slope(p, L) for p in ps])
+        h, damped = _steps(H)
+        f = (level + b * lag)[:, None] + b[:, None] * (h if spec.trend == "linear" else damped)
+    else:
+        f = np.repeat(level[:, None], H, axis=1)
+    return f if S is None else f + S
+
+
+@functools.lru_cache(maxsize=64)
+def _steps(H: int) -> tuple[np.ndarray, np.ndarray]:
+    """h = 1..H and the damped-trend multiplier sum_{i<=h} PHI**i (Gardner & McKenzie 1985)."""
+    h = np.arange(1, H + 1, dtype=float)
+    return h, PHI * (1 - PHI ** h) / (1 - PHI)
 
 
 def local_noise(y: np.ndarray, o: int, w: int) -> float:
@@ -216,7 +247,9 @@ def scale_curve(E: np.ndarray, H: int) -> np.ndarray:
     """Error scale s(h), h = 1..H, from the backtest MAE by horizon: smoothed (moving average over
     ~hb/10 horizons), made non-decreasing, and beyond the backtest horizon hb extrapolated as
     s(hb) * (h / hb)**p with p in [0, 1] fitted (log-log) on the second half of the horizons."""
-    mae = np.nanmean(np.abs(E), axis=0) if np.isfinite(E).any() else np.zeros(E.shape[1])
+    ok = np.isfinite(E)
+    cnt = ok.sum(axis=0)
+    mae = np.where(cnt > 0, np.where(ok, np.abs(E), 0.0).sum(axis=0) / np.maximum(cnt, 1), np.nan)
     hb = mae.size
     mae = fill_gaps(np.where(np.isfinite(mae), mae, np.nan)) if np.isfinite(mae).any() \
         else np.zeros(hb)
@@ -258,12 +291,22 @@ def _fold_rule(pooled_q: np.ndarray, per: np.ndarray) -> np.ndarray:
     if per.shape[0] < 3:
         return pooled_q
     up = np.asarray(QUANTS) > 0.5
-    qf = np.where(up, np.quantile(per, PESSIMISM, axis=0), np.quantile(per, 1 - PESSIMISM, axis=0))
+    if PESSIMISM >= 1.0:
+        qf = np.where(up, per.max(axis=0), per.min(axis=0))
+    else:
+        qf = np.where(up, np.quantile(per, PESSIMISM, axis=0),
+                      np.quantile(per, 1 - PESSIMISM, axis=0))
     return np.where(up, np.maximum(pooled_q, qf), np.minimum(pooled_q, qf))
 
 
 def _pooled_q(z: np.ndarray) -> np.ndarray:
-    return np.array([conformal_q(z, a) for a in QUANTS]) if z.size else np.zeros(len(QUANTS))
+    """conformal_q at every QUANTS level for *unsorted* z (one partial sort, O(n))."""
+    n = z.size
+    if n == 0:
+        return np.zeros(len(QUANTS))
+    k = [min(n - 1, int(np.ceil((n + 1) * a)) - 1) if a > 0.5
+         else max(0, int(np.floor((n + 1) * a)) - 1) for a in QUANTS]
+    return np.partition(z, k)[k]
 
 
 def calibrate(E: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
@@ -287,7 +330,7 @@ def calibrate(E: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
         if rest.size < 10 or zk.size == 0:
             continue
         others = per[[j for j, i in enumerate(keep) if i != k]]
-        q = _fold_rule(_pooled_q(np.sort(rest)), others)
+        q = _fold_rule(_pooled_q(rest), others)
         hits95 += int(((zk >= q[0]) & (zk <= q[3])).sum())
         hits80 += int(((zk >= q[1]) & (zk <= q[2])).sum())
         tot += zk.size
@@ -355,9 +398,13 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         key = (t, m)
         if key not in prep_cache:
             kmax = KMAX.get(periods.get(m, ""), 6)
-            prep_cache[key] = ([prepare(zf[t], o, m, kmax, L, t_start(o), l_start(o))
-                                for o in origins],
-                               prepare(zf[t], n, m, kmax, L, t_start(n), l_start(n)))
+            folds = [prepare(zf[t], o, m, kmax, L, t_start(o), l_start(o)) for o in origins]
+            final = prepare(zf[t], n, m, kmax, L, t_start(n), l_start(n))
+            if final is None or any(p is None for p in folds):
+                prep_cache[key] = None
+            else:
+                prep_cache[key] = (folds, final, season_matrix(folds, m, hb),
+                                   season_matrix([final], m, H))
         return prep_cache[key]
 
     results: dict[Spec, tuple[float, np.ndarray, np.ndarray]] = {}
@@ -365,14 +412,15 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
     def evaluate(spec: Spec) -> None:
         if spec in results:
             return
-        folds, final = prepared(spec.transform, spec.period)
-        if final is None or any(p is None for p in folds):
+        got = prepared(spec.transform, spec.period)
+        if got is None:
             return
+        folds, final, s_folds, s_final = got
         inv = tf[spec.transform][1]
-        Fb = np.array([inv(forecast_from(p, spec, hb, L)) for p in folds])
+        Fb = inv(forecast_matrix(folds, spec, hb, L, s_folds))
         err = Y - Fb
         score = float(np.nanmean(np.abs(err))) if np.isfinite(err).any() else np.inf
-        results[spec] = (score, Fb, inv(forecast_from(final, spec, H, L)))
+        results[spec] = (score, Fb, inv(forecast_matrix([final], spec, H, L, s_final))[0])
 
     for m in [0, *periods]:
         for lv, lp in LEVELS:
@@ -385,7 +433,8 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
     chosen = ranked[:TOP_K]
     Fb = np.mean([results[s][1] for s in chosen], axis=0)
     mean = np.mean([results[s][2] for s in chosen], axis=0)
-    comb_score = float(np.nanmean(np.abs(Y - Fb)))
+    comb_err = np.abs(Y - Fb)
+    comb_score = float(np.nanmean(comb_err)) if np.isfinite(comb_err).any() else float("nan")
     E = Y - Fb
     # locally adaptive calibration (normalised conformal scores, Papadopoulos et al. 2008; Lei et
     # al. 2018): each fold's errors are divided by the noise level just before its origin, and
@@ -402,8 +451,8 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
     s, q_int, zs, cov80, cov95 = calibrate(E / sig[:, None], H)
     s = s * sig_now
 
-    final = prepared("none", chosen[0].period)[1]
-    slope, slope_t, nb = trend_stats(final.d, L) if final is not None else (0.0, 0.0, 0)
+    got = prepared("none", chosen[0].period)
+    slope, slope_t, nb = trend_stats(got[1].d, L) if got is not None else (0.0, 0.0, 0)
     return CoreResult(mean=mean, specs=chosen, score=comb_score, errors=E, origins=origins,
                       scale=s, zs=zs, q_int=q_int, cov80=cov80, cov95=cov95, slope=slope, slope_t=slope_t,
                       trend_blocks=nb)

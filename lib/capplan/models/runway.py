@@ -127,6 +127,10 @@ def time_to_limit(fc: "Forecast | CapplanError", limit: "float | pd.Series") -> 
     crossing = _first_cross(mean, value, idx)
     c_lo = _first_cross(fc.quantile_path(0.975), value, idx)
     c_hi = _first_cross(fc.quantile_path(0.025), value, idx)
+    if crossing is None and "trend=linear" not in fc.model and "trend=damped" not in fc.model:
+        warns.append(f"the series grows significantly ({fc.trend_per_step:+.3g} per {fc.grain}) "
+                     "but the backtest preferred models without a trend; a crossing at that "
+                     "growth is not forecast")
     if crossing is None:
         warns.append(f"the forecast mean stays below {value:.6g} until {idx[-1].isoformat()} "
                      "(not within horizon)")

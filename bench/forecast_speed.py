@@ -1,0 +1,95 @@
+"""Forecast speed (issue 5, "Accuracy and speed").
+
+1. Median wall time of ``fit_forecast`` (fit + selection backtest + forecast + calibrated
+   intervals) on 2,000-point hourly series, horizon 168 h, measured one at a time in this process
+   over 200 series.
+2. Wall time of ``fit_many`` on 10,000 such series with 2 worker processes.
+
+Series: 2,000-hour windows of the NAB real server metrics (``../shared/data/nab``, hourly means)
+where long enough, otherwise synthetic server-like series (daily + weekly profile, trend, a level
+step, spikes and a gap), seeded.  Usage: ``python bench/forecast_speed.py [N_SERIES]``.
+The last line is one JSON object ``{"median_fit_ms": ..., "series_10000_s": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from capplan.models.growth import fit_forecast, fit_many
+from capplan.seriesio import read_series_csv
+
+N_POINTS = 2000
+HORIZON = 168
+
+
+def synthetic(i: int) -> pd.Series:
+    rng = np.random.default_rng(i)
+    t = np.arange(N_POINTS)
+    y = (100 + rng.uniform(-50, 50) + rng.uniform(0, 0.05) * t
+         + rng.uniform(0, 20) * np.sin(2 * np.pi * t / 24)
+         + rng.uniform(0, 10) * np.sin(2 * np.pi * t / 168)
+         + rng.normal(0, rng.uniform(1, 5), N_POINTS))
+    k = rng.integers(200, N_POINTS - 50)
+    y[k:] += rng.uniform(-30, 30)
+    spikes = rng.integers(0, N_POINTS, 10)
+    y[spikes] += rng.uniform(20, 80, 10)
+    g = rng.integers(0, N_POINTS - 30)
+    y[g:g + rng.integers(1, 30)] = np.nan
+    idx = pd.date_range("2024-01-01", periods=N_POINTS, freq="1h", tz="UTC")
+    return pd.Series(y, index=idx, name=f"synthetic_{i}")
+
+
+def real_windows() -> list[pd.Series]:
+    root = Path(__file__).resolve().parents[1]
+    out = []
+    for f in sorted((root.parent / "shared" / "data" / "nab").glob("*.csv")):
+        y = read_series_csv(f).resample("1h").mean()
+        for start in range(0, len(y) - N_POINTS + 1, 500):
+            out.append(y.iloc[start:start + N_POINTS].rename(f"{f.stem}@{start}"))
+    return out
+
+
+def main(argv: list[str]) -> int:
+    n_many = int(argv[1]) if len(argv) > 1 else 10_000
+    pool = real_windows()
+    pool += [synthetic(i) for i in range(max(0, 200 - len(pool)))]
+    fit_forecast(pool[0], horizon=HORIZON)          # warm-up (imports, caches)
+    times = []
+    for y in pool[:200]:
+        t0 = time.perf_counter()
+        fit_forecast(y, horizon=HORIZON)
+        times.append(1000 * (time.perf_counter() - t0))
+    times = np.array(times)
+    print(f"single-series fit+forecast+intervals, {N_POINTS} hourly points, horizon {HORIZON}: "
+          f"median {np.median(times):.1f} ms, p90 {np.percentile(times, 90):.1f} ms, "
+          f"max {times.max():.1f} ms over {times.size} series ({len(real_windows())} real windows)")
+    series = {i: pool[i % len(pool)] if i % 2 else synthetic(i) for i in range(n_many)}
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = fit_many(series, processes=2, horizon=HORIZON)
+    wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    errors = sum(1 for v in out.values() if isinstance(v, Exception))
+    print(f"fit_many: {n_many} series on 2 processes in {wall:.1f} s "
+          f"({errors} typed errors); load average {os.getloadavg()[0]:.2f} on "
+          f"{os.cpu_count()} cpus")
+    print(f"worker CPU time {child_cpu:.1f} s: on 2 otherwise idle cores the run would take about "
+          f"{child_cpu / 2:.1f} s (other users' load inflates the wall time above)")
+    if n_many != 10_000:
+        print(f"note: {n_many} series measured, series_10000_s extrapolated linearly")
+    print(json.dumps({"median_fit_ms": round(float(np.median(times)), 2),
+                      "series_10000_s": round(wall * 10_000 / n_many, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
