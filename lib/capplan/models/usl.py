@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special  # special, not stats: a much lighter import
 
 from capplan.errors import FitError, InsufficientData
 from capplan.models._usl_profile import profile_intervals
@@ -146,7 +146,7 @@ class UslFit:
         var = np.einsum("ij,jk,ik->i", g, self._cov(), g)
         if interval == "prediction":
             var = var + self.rse**2
-        t = stats.t.ppf(0.5 + level / 2.0, self.df)
+        t = special.stdtrit(self.df, 0.5 + level / 2.0)  # Student t quantile
         half = t * np.sqrt(np.maximum(var, 0.0))
         return pd.DataFrame({
             "n": n_arr, "x": x, "x_lo95": np.maximum(x - half, 0.0), "x_hi95": x + half,
@@ -421,7 +421,7 @@ def _fit(n, x, *, bounds_policy: str, intervals: bool, amdahl: bool) -> UslFit:
     se = dict(zip(_PARAMS, [0.0, 0.0, 0.0]))
     for i, k in zip(free, se_free):
         se[_PARAMS[i]] = float(k)
-    tq = float(stats.t.ppf(0.975, df))
+    tq = float(special.stdtrit(df, 0.975))
     est = dict(zip(_PARAMS, (sigma, kappa, lam)))
     ci = {k: (est[k] - tq * se[k], est[k] + tq * se[k]) for k in _PARAMS}
     if bounds_policy == "clamp":  # a constrained coefficient's interval stays inside its bounds
@@ -491,7 +491,7 @@ def _residual_warnings(n, x, resid, s2, n_params) -> list[str]:
         pure = float(np.sum((x - (np.bincount(inv, weights=x) / np.bincount(inv))[inv]) ** 2))
         lof = float(resid @ resid) - pure
         if pure > 0:
-            p = float(stats.f.sf((lof / lof_df) / (pure / pure_df), lof_df, pure_df))
+            p = float(special.fdtrc(lof_df, pure_df, (lof / lof_df) / (pure / pure_df)))  # F survival
             if p < 0.05:
                 out.append(f"lack of fit against the replicates (F test p = {p:.3g}): the USL "
                            "shape does not describe these levels well")
