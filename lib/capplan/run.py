@@ -289,6 +289,11 @@ def _run_locked(params: Params, outputs: Path, *, cell_timeout_s: float,
                                 "error": "the pipeline ended without summary.json/report.html"})
             elif json.loads(summary.read_text()).get("degraded"):
                 status = "degraded"
+        if status != "failed":
+            from capplan.report.render import write_pdf
+
+            pdf = write_pdf(work / "report.html")
+            log.info("report.pdf: %s", "written" if pdf else "skipped (no headless Chromium found)")
         manifest = {
             "schema_version": MANIFEST_SCHEMA,
             "name": params.name,

@@ -52,7 +52,7 @@ def _evaluate_window(st, t, start, end):
 
     if t.metric in RATIOS or t.statistic == "ratio":
         est = load_ratio(st, t.metric, start=start, end=end)
-        return evaluate_proportion(est.successes, est.n, t), (est.start, est.end), est.n
+        return evaluate_proportion(est.successes, est.n, t), (est.start, est.end), est.n, None
     if t.metric.endswith("_per_second") or t.metric in SUMS:
         ev = load_series(st, t.metric, start=start, end=end, grain="5min")
         samples, n_raw = ev.series.to_numpy(), ev.n_samples
@@ -62,7 +62,7 @@ def _evaluate_window(st, t, start, end):
             raise InsufficientData(f"no samples of '{t.metric}' in the window")
         samples, n_raw = raw.sort_values("timestamp")["value"].to_numpy(), len(raw)
     status = evaluate_samples(samples, t)
-    return status, (start, end), n_raw
+    return status, (start, end), n_raw, samples
 
 
 def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_days: int,
@@ -110,11 +110,19 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
                                        "budget_remaining": "n/a" if s.consumed_fraction is None
                                        else f"{max(0.0, 1 - s.consumed_fraction) * 100:.0f}%"}}))
                 continue
-            cur, window, n = _evaluate_window(st, t, cur_start, end)
+            cur, window, n, cur_samples = _evaluate_window(st, t, cur_start, end)
             try:
-                base, _bw, _bn = _evaluate_window(st, t, start, base_end)
+                base, _bw, _bn, base_samples = _evaluate_window(st, t, start, base_end)
             except InsufficientData:
-                base = None
+                base, base_samples = None, None
+            fig = None
+            if t.unit == "seconds" and cur_samples is not None and base_samples is not None:
+                figp = figures.latency_distribution_figure(
+                    base_samples, cur_samples, title=f"{t.name}: baseline vs current",
+                    labels=(f"baseline ({fmt_date(start)} – {fmt_date(base_end)})",
+                            f"current ({fmt_date(cur_start)} – {fmt_date(end)})"),
+                    synthetic=synthetic, target=t.bound)
+                fig = figures.save(figp, run_dir, f"latency_{_slug(t.name)}")
             bd = base.to_dict() if base is not None else None
             base_disp = "n/a" if base is None else fmt(base.value, base.unit)
             if base is not None and base.lo is not None:
@@ -125,7 +133,7 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
                 status=cur.status, detail=cur.reason,
                 extra={"kind": "threshold", "current": cur.to_dict(), "baseline": bd,
                        "baseline_window": [start, base_end], "target": t.to_dict(),
-                       "critical": cur.critical,
+                       "critical": cur.critical, "figure": fig,
                        "display": {"target": _target_text(t), "baseline": base_disp}}))
         except (CapplanError, ValueError, KeyError) as exc:
             msg = getattr(exc, "message", None) or str(exc)

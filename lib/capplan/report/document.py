@@ -90,7 +90,9 @@ def build_document(summary: dict) -> list[tuple]:
         for f in tg:
             fig = f.get("extra", {}).get("figure")
             if fig:
-                b.append(("figure", fig, f"{f['label']}: error budget remaining over the SLO window"))
+                what = ("error budget remaining over the SLO window" if f.get("extra", {}).get("kind") == "slo"
+                        else "distribution in the baseline and current windows, with the target")
+                b.append(("figure", fig, f"{f['label']}: {what}"))
     else:
         b.append(("p", "No targets in params (key: targets)."))
 

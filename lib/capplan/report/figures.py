@@ -44,6 +44,8 @@ def axis_formatter(unit: str | None):
     """(formatter, axis label) for a unit: bytes shown in GiB/MiB, ratios in %, seconds in ms."""
     if unit == "bytes":
         return FuncFormatter(lambda v, _: f"{v / 2 ** 20:,.0f}"), "MiB"
+    if unit in ("MiB", "GiB"):  # already scaled by forecast_figure
+        return FuncFormatter(lambda v, _: f"{v:,.4g}"), unit
     if unit == "ratio":
         return FuncFormatter(lambda v, _: f"{v * 100:.1f}"), "%"
     if unit == "seconds":
@@ -67,10 +69,22 @@ def save(fig, run_dir: str | Path, name: str) -> str:
     return rel
 
 
+def _byte_scale(values: list) -> tuple[float, str]:
+    top = max((float(np.nanmax(np.abs(v))) for v in values if v is not None and len(v)), default=0.0)
+    return (2 ** 30, "GiB") if top >= 2 * 2 ** 30 else (2 ** 20, "MiB")
+
+
 def forecast_figure(history: pd.Series, forecast: pd.DataFrame | None, *, title: str, unit: str,
                     limit: float | None = None, crossing: tuple | None = None,
                     synthetic: bool = False, history_days: int = 60):
     """History, forecast mean, 80 % and 95 % bands, the limit line and the crossing range."""
+    if unit == "bytes":  # plot in MiB/GiB so that ticks fall on round numbers of the shown unit
+        scale, label = _byte_scale([history.to_numpy(), None if forecast is None else
+                                    forecast["hi95"].to_numpy()])
+        history = history / scale
+        forecast = None if forecast is None else forecast / scale
+        limit = None if limit is None else limit / scale
+        unit = label
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
         h = history
@@ -140,14 +154,16 @@ def slo_figure(budget: pd.Series, *, title: str, synthetic: bool = False):
 
 def latency_distribution_figure(baseline: np.ndarray, current: np.ndarray, *, title: str,
                                 labels: tuple[str, str] = ("baseline", "current"),
-                                synthetic: bool = False):
-    """Before/after latency distributions (empirical CDFs, milliseconds)."""
+                                synthetic: bool = False, target: float | None = None):
+    """Before/after latency distributions (empirical CDFs, milliseconds), with the target."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
         for data, lab, col in ((baseline, labels[0], HISTORY), (current, labels[1], FORECAST)):
             d = np.sort(np.asarray(data, dtype=float) * 1000)
             if len(d):
                 ax.step(d, np.arange(1, len(d) + 1) / len(d), where="post", color=col, label=lab)
+        if target is not None:
+            ax.axvline(target * 1000, color=LIMIT, ls="--", lw=1, label="target")
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("fraction ≤ x")
         ax.set_title(title, loc="left")

@@ -20,7 +20,7 @@ import base64
 import html
 from pathlib import Path
 
-__all__ = ["to_markdown", "to_html", "STATUS_CLASS"]
+__all__ = ["to_markdown", "to_html", "write_pdf", "STATUS_CLASS"]
 
 STATUS_CLASS = {
     "meets": "ok", "better": "ok", "no detectable change": "neutral", "not within horizon": "ok",
@@ -138,3 +138,39 @@ def to_html(blocks: list[tuple], *, run_dir: str | Path, title: str) -> str:
             raise ValueError(f"unknown block kind {kind!r}")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
+
+
+_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def write_pdf(html_path: str | Path, *, timeout_s: float = 90) -> Path | None:
+    """``report.pdf`` beside ``html_path`` through a headless Chromium, when one is installed.
+
+    Never a hard dependency: returns None (and writes nothing) when no browser is found or the
+    conversion fails; the HTML and Markdown stay the report of record.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    exe = next((p for p in map(shutil.which, _BROWSERS) if p), None)
+    if exe is None:
+        return None
+    html_path = Path(html_path)
+    pdf = html_path.with_suffix(".pdf")
+    tmp = pdf.with_suffix(".pdf.tmp")
+    with tempfile.TemporaryDirectory(prefix="capplan-chromium-") as profile:
+        try:
+            subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                            "--no-first-run", "--disable-background-networking",
+                            "--disable-component-update", "--disable-sync",
+                            f"--user-data-dir={profile}", "--no-pdf-header-footer",
+                            f"--print-to-pdf={tmp}", html_path.resolve().as_uri()],
+                           capture_output=True, timeout=timeout_s, check=True)
+        except (OSError, subprocess.SubprocessError):
+            tmp.unlink(missing_ok=True)
+            return None
+    if not tmp.exists() or tmp.stat().st_size == 0:
+        return None
+    tmp.replace(pdf)
+    return pdf
