@@ -1,6 +1,6 @@
 """Fleet mode: one report per service for many services, and a fleet summary of the top risks.
 
-``capplan fleet PARAMS`` reads a *fleet params file* (see ``params/fleet-demo.yaml``)::
+``capplan fleet PARAMS`` reads a *fleet params file* (see ``params/fleets/fleet-demo.yaml``)::
 
     scheduler: ""            # Dask scheduler address (tcp://host:8786); empty = a LocalCluster
     workers: 2               # LocalCluster worker processes (1 thread each)
@@ -56,14 +56,14 @@ from typing import Any, Callable, Iterable
 from capplan.errors import CapplanError, ConfigError, OutputError, SourceUnavailable
 from capplan.fleet_summary import build_fleet_document, rank_risks
 
-__all__ = ["FLEET_SCHEMA", "FleetSpec", "FleetResult", "load_fleet", "dask_client", "map_tasks",
+__all__ = ["FLEET_SCHEMA", "FleetSpec", "FleetResult", "load_fleet", "notebook_defaults",
+           "discover_services", "discovery_query", "dask_client", "map_tasks",
            "analyse_service", "rank_risks", "build_fleet_document", "run_fleet"]
 
 FLEET_SCHEMA = 1
 _FLEET_KEYS = ("scheduler", "workers", "top", "defaults", "services", "discover")
 _EXTRA_SERVICE_KEYS = ("name", "demo_scale")
 _DISCOVER_KEYS = ("url_env", "selector", "by", "days", "step", "metrics", "timeout_s")
-log = logging.getLogger(__name__)
 
 
 def _slug(text: str) -> str:
@@ -83,7 +83,12 @@ class FleetSpec:
     discover: dict | None = None
 
 
-def _notebook_defaults() -> tuple[dict[str, Any], dict[str, str]]:
+def notebook_defaults() -> dict[str, Any]:
+    """What a notebook parameter is when a params file omits it (literal defaults, by name)."""
+    return _notebook_params()[0]
+
+
+def _notebook_params() -> tuple[dict[str, Any], dict[str, str]]:
     """The notebooks' parameter defaults (literal values) and declared types, by name."""
     from capplan.params import PIPELINE, RUNNER_KEYS, notebook_parameters
 
@@ -145,7 +150,7 @@ def load_fleet(path: str | Path, *, scheduler: str | None = None,
     p = Path(path)
     if not p.is_file():
         raise ConfigError("fleet params file not found", path=str(p),
-                          hint="give a YAML file such as params/fleet-demo.yaml")
+                          hint="give a YAML file such as params/fleets/fleet-demo.yaml")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
@@ -160,7 +165,7 @@ def load_fleet(path: str | Path, *, scheduler: str | None = None,
             raise ConfigError(f"unknown key '{k}'", path=str(p), key=str(k),
                               hint=(f"did you mean '{close[0]}'? " if close else "")
                               + f"allowed keys: {', '.join(_FLEET_KEYS)}")
-    nb_defaults, types = _notebook_defaults()
+    nb_defaults, types = _notebook_params()
     shared = _check_service(raw.get("defaults") or {}, path=str(p), key="defaults", types=types)
     entries = raw.get("services") or []
     if not isinstance(entries, list):
@@ -237,7 +242,10 @@ def discovery_query(selector: str, by: str) -> str:
 @contextlib.contextmanager
 def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.0):
     """A ``dask.distributed.Client``: to ``scheduler`` when given, else to a new LocalCluster
-    of ``workers`` processes with one thread each (closed on exit).
+    of ``workers`` processes with one thread each, listening on 127.0.0.1 only (closed on exit).
+
+    Scripts that call this must guard their entry point with ``if __name__ == "__main__":``:
+    worker processes are spawned and re-import the main module.
 
     Raises :class:`SourceUnavailable` when the scheduler cannot be reached.
     """
@@ -255,8 +263,13 @@ def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.
         finally:
             client.close()
         return
-    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    import warnings
+
+    with warnings.catch_warnings():   # "Port 8787 is already in use": it picks another, fine
+        warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
+        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None,
+                               silence_logs=logging.ERROR)
     client = Client(cluster)
     try:
         yield client
@@ -266,8 +279,12 @@ def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.
 
 
 def map_tasks(client, fn: Callable, items: Iterable, *, progress: bool = False,
-              desc: str = "tasks") -> list:
-    """``[fn(x) for x in items]`` on the cluster, in input order, with an optional tqdm bar."""
+              desc: str = "tasks", on_error: Callable | None = None) -> list:
+    """``[fn(x) for x in items]`` on the cluster, in input order, with an optional tqdm bar.
+
+    A task that raises (or whose worker died) re-raises here, unless ``on_error(item, exc)``
+    is given: its return value then stands for that item's result.
+    """
     from dask.distributed import as_completed
 
     items = list(items)
@@ -284,7 +301,15 @@ def map_tasks(client, fn: Callable, items: Iterable, *, progress: bool = False,
     finally:
         if bar is not None:
             bar.close()
-    return client.gather(futures)
+    results = []
+    for item, fut in zip(items, futures):
+        try:
+            results.append(fut.result())
+        except Exception as exc:  # task error or dead worker: reported per item when asked
+            if on_error is None:
+                raise
+            results.append(on_error(item, exc))
+    return results
 
 
 # --- one service (runs on a worker) --------------------------------------------------------------
@@ -341,6 +366,13 @@ def analyse_service(params: dict) -> dict:
     return out
 
 
+def _task_failed(params: dict, exc: BaseException) -> dict:
+    """The result of a service whose task itself failed (worker killed, unpicklable result)."""
+    return {"name": params["name"], "service": params.get("service") or params["name"],
+            "status": "failed", "error": f"{type(exc).__name__}: {exc}", "summary": None,
+            "files": {}, "duration_s": None}
+
+
 def _apply_demo_scale(store: str, run_dir: Path, scale: dict, *, mode: str) -> None:
     """Multiply stored demo metrics by their factors (replace-on-append keeps one copy)."""
     from capplan.pipeline import open_run_store
@@ -358,10 +390,16 @@ def _apply_demo_scale(store: str, run_dir: Path, scale: dict, *, mode: str) -> N
 
 
 def _write_atomic(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a file (temp + rename); a full or read-only disk becomes :class:`OutputError`."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}",
+                          hint="free some disk space or make the outputs directory writable; "
+                               "the unfinished run stays in its .partial folder") from exc
 
 
 @dataclass
@@ -430,7 +468,7 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
         work = _prepare(outputs, spec.name, run_id)
         with dask_client(spec.scheduler, workers=spec.workers) as client:
             results = map_tasks(client, analyse_service, services, progress=progress,
-                                desc="services")
+                                desc="services", on_error=_task_failed)
         rows = []
         for res in results:
             for rel, data in res.pop("files").items():

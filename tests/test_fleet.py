@@ -1,0 +1,208 @@
+"""capplan.fleet: per-service reports and a ranked fleet summary, fanned out on Dask."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from capplan.errors import ConfigError
+from capplan.fleet import dask_client, discovery_query, load_fleet, map_tasks, run_fleet
+from capplan.fleet_summary import rank_risks
+
+ROOT = Path(__file__).resolve().parents[1]
+FLEET_DEMO = ROOT / "params" / "fleets" / "fleet-demo.yaml"
+
+
+@pytest.fixture(scope="module")
+def fleet_cli_run(tmp_path_factory):
+    """``capplan fleet params/fleets/fleet-demo.yaml`` on a two-worker LocalCluster (3 services,
+    30 days each)."""
+    out = tmp_path_factory.mktemp("fleet-out")
+    res = subprocess.run([sys.executable, "-m", "capplan", "fleet", str(FLEET_DEMO), "--outputs",
+                          str(out), "--workers", "2", "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    return res, out
+
+
+def test_fleet_cli_writes_one_report_per_service_and_a_summary(fleet_cli_run):
+    res, out = fleet_cli_run
+    assert res.returncode == 0, res.stderr
+    latest = out / "fleet-demo" / "latest"
+    assert latest.is_symlink() and Path(res.stdout.strip()) == latest.resolve() / "fleet.html"
+    fleet = json.loads((latest / "fleet.json").read_text())
+    assert fleet["status"] == "ok" and fleet["scheduler"] == "LocalCluster(2 workers)"
+    names = [s["name"] for s in fleet["services"]]
+    assert names == ["checkout-api", "search-api", "orders-api"]
+    for name in names:
+        folder = latest / "services" / name
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["synthetic"] is True and summary["sections"]["runway"]
+        assert (folder / "report.html").stat().st_size > 10_000
+        assert not list(folder.rglob("metrics.sqlite*"))     # the store stays on the worker
+    md = (latest / "fleet.md").read_text()
+    assert "SYNTHETIC DEMO DATA" in md and "Top risks" in md
+    assert (latest / "fleet.html").read_text().startswith("<!DOCTYPE html>")
+    # nothing half-written is left visible
+    assert not [p for p in (out / "fleet-demo").iterdir() if p.name.endswith(".partial")]
+
+
+def test_fleet_ranking_puts_the_scaled_cache_first(fleet_cli_run):
+    """search-api's cache is 25 % bigger: its Redis memory crosses 256 MiB within the horizon."""
+    _res, out = fleet_cli_run
+    fleet = json.loads((out / "fleet-demo" / "latest" / "fleet.json").read_text())
+    top = fleet["risks"][0]
+    assert (top["service"], top["label"], top["status"]) == \
+        ("search-api (demo)", "Redis memory", "crosses")
+    # every risk traces to the service's own summary.json
+    summ = json.loads((out / "fleet-demo" / "latest" / "services" / "search-api" /
+                       "summary.json").read_text())
+    f = {x["id"]: x for x in summ["sections"]["runway"]}[top["finding"]]
+    assert top["crossing"] == f["extra"]["crossing"]
+    assert top["p_cross"] == f["extra"]["p_cross_within_horizon"]
+    tiers = [r["tier"] for r in fleet["risks"]]
+    assert tiers == sorted(tiers)
+    assert [r["rank"] for r in fleet["risks"]] == list(range(1, len(fleet["risks"]) + 1))
+
+
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")
+def test_same_code_path_on_an_existing_scheduler(tmp_path):
+    """A scheduler address (here a two-worker LocalCluster we own) runs the same tasks; one
+    broken service is reported, the other still gets its report (status degraded, exit 3)."""
+    from dask.distributed import LocalCluster
+
+    params = tmp_path / "mini.yaml"
+    params.write_text(yaml.safe_dump({
+        "defaults": {"mode": "demo", "demo_days": 14, "lookback_days": 14, "horizon_days": 30,
+                     "baseline_days": 3, "current_days": 3, "loadtest_file": "",
+                     "targets": [{"name": "Redis hit ratio", "metric": "redis_keyspace_hit_ratio",
+                                  "min": 0.9}],
+                     "capacity": [{"name": "Redis memory", "metric": "redis_used_memory_bytes",
+                                   "limit": 100 * 2 ** 20}]},
+        "services": [{"service": "good", "seed": 3},
+                     {"service": "broken", "seed": 4, "demo_scale": {"no_such_metric": 2.0}}]}))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        res = run_fleet(params, outputs=tmp_path / "out", scheduler=cluster.scheduler_address)
+        with dask_client(cluster.scheduler_address) as client:   # a task error, reported per item
+            assert map_tasks(client, int, ["1", "x", "3"],
+                             on_error=lambda item, exc: type(exc).__name__) == [1, "ValueError", 3]
+            with pytest.raises(ValueError):
+                map_tasks(client, int, ["x"])
+    assert res.status == "degraded" and res.exit_code == 3
+    by = {s["name"]: s for s in res.services}
+    assert by["good"]["status"] == "ok" and by["good"]["report"]
+    assert by["broken"]["status"] == "failed" and "no_such_metric" in by["broken"]["error"]
+    fleet = json.loads((res.run_dir / "fleet.json").read_text())
+    assert fleet["scheduler"] == cluster.scheduler_address
+    # the demo cache (~150 MiB and more) against a 100 MiB limit: over the limit, ranked first
+    assert (fleet["risks"][0]["service"], fleet["risks"][0]["label"], fleet["risks"][0]["status"]) \
+        == ("good", "Redis memory", "already over limit")
+    assert "Failed services" in (res.run_dir / "fleet.md").read_text()
+    assert (tmp_path / "out" / "mini" / "latest").resolve() == res.run_dir
+
+
+def _res(service, runway=(), targets=()):
+    return {"service": service, "name": service, "summary": {"sections": {
+        "runway": [{"id": f"runway.{i}", "label": lab, "status": st, "detail": None,
+                    "display": {}, "extra": {"crossing": cr, "p_cross_within_horizon": p}}
+                   for i, (lab, st, cr, p) in enumerate(runway)],
+        "targets": [{"id": f"target.{i}", "label": lab, "status": st, "detail": "d", "display": {},
+                     "extra": {"critical": crit}} for i, (lab, st, crit) in enumerate(targets)]}}}
+
+
+def test_rank_risks_order():
+    results = [
+        _res("a", runway=[("mem", "crosses", "2027-03-01T00:00:00+00:00", 0.6),
+                          ("disk", "not within horizon", None, 0.3),
+                          ("cpu", "not within horizon", None, 0.0)],
+             targets=[("hit", "meets", False)]),
+        _res("b", runway=[("mem", "crosses", "2027-01-01T00:00:00+00:00", 0.9),
+                          ("conn", "already over limit", None, 1.0)],
+             targets=[("lat", "at risk", False), ("err", "misses", True), ("p99", "misses", False)]),
+        _res("c", runway=[("x", "insufficient data", None, None)]),
+    ]
+    got = [(r["service"], r["label"]) for r in rank_risks(results)]
+    assert got == [("b", "err"), ("b", "conn"), ("b", "p99"),        # over limit / missed, critical first
+                   ("b", "mem"), ("a", "mem"),                         # crossings, earliest first
+                   ("b", "lat"),                                       # at risk
+                   ("a", "disk"),                                      # may cross (P > 0)
+                   ("c", "x")]                                         # unknown
+
+
+@pytest.mark.parametrize("body, key", [
+    ("servics: []\n", "servics"),
+    ("services: [{service: a, lookbak_days: 3}]\n", "services[0].lookbak_days"),
+    ("services: [{service: a, horizon_days: soon}]\n", "services[0].horizon_days"),
+    ("services: [{service: a}, {service: A}]\n", "services[1].name"),
+    ("services: [{service: a, store: 'postgresql://u:pw@h/db'}]\n", "services[0].store"),
+    ("services: [{service: a, demo_scale: {redis_used_memory_bytes: -1}}]\n",
+     "services[0].demo_scale"),
+    ("workers: 0\nservices: [{service: a}]\n", "workers"),
+    ("{}\n", "services"),
+])
+def test_load_fleet_rejects_bad_params(tmp_path, body, key):
+    p = tmp_path / "f.yaml"
+    p.write_text(body)
+    with pytest.raises(ConfigError) as ei:
+        load_fleet(p)
+    assert ei.value.key == key and ei.value.path == str(p)
+
+
+def test_load_fleet_merges_notebook_defaults_fleet_defaults_and_entry():
+    spec = load_fleet(FLEET_DEMO, workers=3)
+    assert spec.workers == 3 and spec.scheduler == "" and spec.top == 10
+    s = {x["name"]: x for x in spec.services}["search-api"]
+    assert s["seed"] == 11 and s["demo_days"] == 30 and s["demo_scale"] == {"redis_used_memory_bytes": 1.25}
+    assert s["collect_interval_s"] == 5.0          # a notebook default nobody overrode
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "params" / "fleets").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_fleet_params_file_loads(path):
+    assert load_fleet(path).services
+
+
+def test_discovery_query():
+    assert discovery_query('job="redis"', "instance") == 'count by (instance) ({job="redis"})'
+    with pytest.raises(ConfigError):
+        discovery_query('job="redis"', "in-stance")
+
+
+def test_cli_fleet_bad_params_exit_2(tmp_path):
+    p = tmp_path / "f.yaml"
+    p.write_text("services: [{service: a, horizon: 3}]\n")
+    res = subprocess.run([sys.executable, "-m", "capplan", "fleet", str(p), "--outputs",
+                          str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "horizon" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_discovery_on_a_real_prometheus(redis_url, pg_dsn, monkeypatch):
+    """One service per value of the label: Prometheus scraping redis_exporter and
+    postgres_exporter (jobs redis, postgres) gives two services in mode prometheus."""
+    from capplan.fleet import discover_services
+    from promstack import PromStack, StackError
+
+    st = PromStack(redis_url, pg_dsn, scrape_interval_s=1.0)
+    try:
+        st.start()
+    except StackError as exc:
+        pytest.fail(f"cannot start Prometheus + exporters: {exc}", pytrace=False)
+    try:
+        monkeypatch.setenv("CAPPLAN_FLEET_TEST_PROM", st.prometheus_url)
+        found = discover_services({
+            "prometheus": {"url_env": "CAPPLAN_FLEET_TEST_PROM", "selector": 'job=~"redis|postgres"',
+                           "by": "job", "days": 7, "step": "5m"},
+            "defaults": {"horizon_days": 30, "capacity": []}})
+    finally:
+        st.stop()
+    assert [s["name"] for s in found] == ["postgres", "redis"]
+    for s in found:
+        assert s["mode"] == "prometheus" and s["horizon_days"] == 30
+        assert s["prometheus"] == {"url_env": "CAPPLAN_FLEET_TEST_PROM", "days": 7, "step": "5m",
+                                   "selector": f'job=~"redis|postgres",job="{s["name"]}"'}
