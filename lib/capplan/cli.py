@@ -499,16 +499,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: Exception) -> str:
+    """The error and its hint on one line (scripts read the first line of stderr)."""
+    return " ".join(str(exc).replace("\n  how to fix:", " — how to fix:").split("\n"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ParseError, InsufficientData) as exc:
-        print(f"capplan {args.verb}: {exc}", file=sys.stderr)
+        print(f"capplan {args.verb}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except CapplanError as exc:
-        print(f"capplan {args.verb}: {exc}", file=sys.stderr)
+        print(f"capplan {args.verb}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"capplan {args.verb}: interrupted", file=sys.stderr)
