@@ -78,8 +78,8 @@ def unit_of(name: str, store) -> str:
     return str(rows["unit"].iloc[0]) if len(rows) else "count"
 
 
-def _read(store, metric: str, start, end) -> pd.DataFrame:
-    return store.query(metric, start=start, end=end)
+def _read(store, metric: str, start, end, source: str | None = None) -> pd.DataFrame:
+    return store.query(metric, source=source, start=start, end=end)
 
 
 def _resets_for(store, source: str, start, end):
@@ -102,26 +102,28 @@ def _resets_for(store, source: str, start, end):
 
 
 def load_series(store, name: str, *, start=None, end=None, grain: str = "1h",
-                statistic: str = "mean") -> Evidence:
+                statistic: str = "mean", source: str | None = None) -> Evidence:
     """One quantity as a regular series at ``grain``; ``statistic`` aggregates within a bucket.
 
     ``statistic`` is ``mean`` or ``max`` (capacity limits bite at the peak: use ``max`` for
     connections and request rates).  Several series of a stored metric are summed per bucket
-    (e.g. clients over states).  Raises :class:`InsufficientData` when nothing is stored.
+    (e.g. clients over states); ``source`` (e.g. ``redis:cache``) keeps one instance when the
+    store holds several.  Raises :class:`InsufficientData` when nothing is stored.
     """
     if name in RATIOS:
         num, other, how = RATIOS[name]
-        df = ratio_series(store, name, start=start, end=end, grain=grain)
+        df = ratio_series(store, name, start=start, end=end, grain=grain, source=source)
         s = df["ratio"]
-        src = ",".join(sorted(set(store.query(num, start=start, end=end)["source"])))
+        src = ",".join(sorted(set(store.query(num, source=source, start=start, end=end)["source"])))
         n = int(np.nansum(df["n"].to_numpy()))
         return Evidence(name, s, "ratio", src, n, s.index.min() if len(s) else None,
                         s.index.max() if len(s) else None, grain, f"summed deltas of {num}, {other}")
     per_second = name.endswith("_per_second") and name not in SUMS
     base = (name[: -len("_per_second")] + "_total") if per_second else SUMS.get(name, name)
-    raw = _read(store, base, start, end)
+    raw = _read(store, base, start, end, source)
     if raw.empty:
         raise InsufficientData(f"no samples of '{base}' in the store"
+                               + (f" from source '{source}'" if source else "")
                                + (f" between {start} and {end}" if start or end else ""),
                                hint="collect it first (notebook 01-collect) or fix the metric name")
     parts = []
@@ -161,10 +163,10 @@ def load_series(store, name: str, *, start=None, end=None, grain: str = "1h",
                     raw["timestamp"].min(), raw["timestamp"].max(), grain, how)
 
 
-def _counter_pair(store, name, start, end):
+def _counter_pair(store, name, start, end, source=None):
     num, other, how = RATIOS[name]
-    a = _read(store, num, start, end)
-    b = _read(store, other, start, end)
+    a = _read(store, num, start, end, source)
+    b = _read(store, other, start, end, source)
     if a.empty or b.empty:
         raise InsufficientData(f"'{name}' needs counters {num} and {other}; "
                                f"found {len(a)} and {len(b)} samples",
@@ -178,9 +180,10 @@ def _counter_pair(store, name, start, end):
     return sa, sb, how, resets
 
 
-def ratio_series(store, name: str, *, start=None, end=None, grain: str = "1h") -> pd.DataFrame:
+def ratio_series(store, name: str, *, start=None, end=None, grain: str = "1h",
+                 source: str | None = None) -> pd.DataFrame:
     """Per-bucket ratio with Wilson interval and counts (see :func:`capplan.rates.ratio_from_counters`)."""
-    sa, sb, how, resets = _counter_pair(store, name, start, end)
+    sa, sb, how, resets = _counter_pair(store, name, start, end, source)
     if how == "complement":
         df = ratio_from_counters(sa, sb - sa, grain=grain, resets=resets)
         return df.assign(ratio=1 - df["ratio"], lo95=1 - df["hi95"], hi95=1 - df["lo95"],
@@ -188,9 +191,9 @@ def ratio_series(store, name: str, *, start=None, end=None, grain: str = "1h") -
     return ratio_from_counters(sa, sb, grain=grain, resets=resets)
 
 
-def load_ratio(store, name: str, *, start=None, end=None) -> RatioEstimate:
+def load_ratio(store, name: str, *, start=None, end=None, source: str | None = None) -> RatioEstimate:
     """One ratio over a whole window from summed counter deltas, with its Wilson interval."""
-    sa, sb, how, resets = _counter_pair(store, name, start, end)
+    sa, sb, how, resets = _counter_pair(store, name, start, end, source)
     if how == "complement":
         est = ratio_from_counters(sa, (sb - sa).clip(lower=0), resets=resets)
         return RatioEstimate(value=1 - est.value, lo95=1 - est.hi95, hi95=1 - est.lo95,
@@ -210,9 +213,10 @@ def describe_store(store) -> pd.DataFrame:
             .reset_index())
 
 
-def counter_total(store, metric: str, *, start=None, end=None) -> tuple[float, int]:
+def counter_total(store, metric: str, *, start=None, end=None,
+                  source: str | None = None) -> tuple[float, int]:
     """Summed increase of a counter (all its series) over a window, and the samples behind it."""
-    raw = _read(store, metric, start, end)
+    raw = _read(store, metric, start, end, source)
     if raw.empty:
         raise InsufficientData(f"no samples of counter '{metric}'"
                                + (f" between {start} and {end}" if start or end else ""),
@@ -224,9 +228,10 @@ def counter_total(store, metric: str, *, start=None, end=None) -> tuple[float, i
     return total, int(len(raw))
 
 
-def counter_cumulative(store, metric: str, *, start=None, end=None, grain: str = "1h") -> pd.Series:
+def counter_cumulative(store, metric: str, *, start=None, end=None, grain: str = "1h",
+                       source: str | None = None) -> pd.Series:
     """Cumulative increase of a counter since ``start`` at ``grain`` (for burn-down figures)."""
-    raw = _read(store, metric, start, end)
+    raw = _read(store, metric, start, end, source)
     parts = []
     for (source, _m, _l), rows in raw.groupby(list(SERIES_KEY), sort=False):
         s = rows.set_index("timestamp")["value"]

@@ -7,6 +7,7 @@ A capacity entry (params key ``capacity``, a list)::
       limit_metric: redis_maxmemory_bytes     # the limit is another metric (its latest value) ...
       # limit: 268435456                      # ... or a constant in the metric's unit
       statistic: mean                         # per analysis bucket: mean (levels) or max (peaks)
+      source: redis:cache                     # optional: one instance when the store holds several
       limit_source: "maxmemory (INFO)"        # optional: where a constant limit comes from
 
 Each entry gives one finding (section ``runway``) carrying the current level, the limit, the
@@ -31,7 +32,8 @@ from capplan.report import figures
 
 __all__ = ["CapacitySpec", "parse_capacity", "analyse_capacity", "RunwayOutcome"]
 
-_ALLOWED = {"name", "metric", "limit", "limit_metric", "statistic", "limit_source", "bounds"}
+_ALLOWED = {"name", "metric", "source", "limit", "limit_metric", "statistic", "limit_source",
+            "bounds"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class CapacitySpec:
     statistic: str = "mean"
     limit_source: str | None = None
     bounds: tuple[float | None, float | None] = (0.0, None)
+    source: str | None = None
 
 
 def parse_capacity(raw: list, *, path: str = "params") -> tuple[CapacitySpec, ...]:
@@ -72,7 +75,8 @@ def parse_capacity(raw: list, *, path: str = "params") -> tuple[CapacitySpec, ..
                                 limit=None if item.get("limit") is None else float(item["limit"]),
                                 limit_metric=item.get("limit_metric"), statistic=stat,
                                 limit_source=item.get("limit_source"),
-                                bounds=(b[0], b[1]) if isinstance(b, (list, tuple)) else (0, None)))
+                                bounds=(b[0], b[1]) if isinstance(b, (list, tuple)) else (0, None),
+                                source=item.get("source")))
     return tuple(out)
 
 
@@ -92,7 +96,7 @@ def _slug(text: str) -> str:
 def _limit_value(store, spec: CapacitySpec, start, end) -> tuple[float | None, str]:
     if spec.limit is not None:
         return spec.limit, spec.limit_source or "params"
-    ev = load_series(store, spec.limit_metric, start=start, end=end, grain="1h")
+    ev = load_series(store, spec.limit_metric, start=start, end=end, grain="1h", source=spec.source)
     latest = float(ev.series.dropna().iloc[-1])
     return latest, f"{spec.limit_metric} (latest value)"
 
@@ -111,7 +115,7 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
     start = None if end is None else end - pd.Timedelta(days=lookback_days)
     try:
         ev = load_series(store, spec.metric, start=start, end=end, grain=grain,
-                         statistic=spec.statistic)
+                         statistic=spec.statistic, source=spec.source)
     except InsufficientData as exc:
         return RunwayOutcome(Finding(fid, "runway", spec.name, metric=spec.metric,
                                      status="insufficient data", detail=str(exc.message)), None, None)

@@ -51,13 +51,13 @@ def _evaluate_window(st, t, start, end):
     from capplan.targets import evaluate_proportion, evaluate_samples
 
     if t.metric in RATIOS or t.statistic == "ratio":
-        est = load_ratio(st, t.metric, start=start, end=end)
+        est = load_ratio(st, t.metric, start=start, end=end, source=t.source)
         return evaluate_proportion(est.successes, est.n, t), (est.start, est.end), est.n, None
     if t.metric.endswith("_per_second") or t.metric in SUMS:
-        ev = load_series(st, t.metric, start=start, end=end, grain="5min")
+        ev = load_series(st, t.metric, start=start, end=end, grain="5min", source=t.source)
         samples, n_raw = ev.series.to_numpy(), ev.n_samples
     else:
-        raw = st.query(t.metric, start=start, end=end)
+        raw = st.query(t.metric, source=t.source, start=start, end=end)
         if raw.empty:
             raise InsufficientData(f"no samples of '{t.metric}' in the window")
         samples, n_raw = raw.sort_values("timestamp")["value"].to_numpy(), len(raw)
@@ -81,19 +81,22 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
             if t.is_slo:
                 span = min(t.window, end - start)
                 w0 = end - span
-                total, n_total = counter_total(st, t.total_metric, start=w0, end=end)
+                src = t.source
+                total, n_total = counter_total(st, t.total_metric, start=w0, end=end, source=src)
                 if t.bad_metric:
-                    bad, _ = counter_total(st, t.bad_metric, start=w0, end=end)
+                    bad, _ = counter_total(st, t.bad_metric, start=w0, end=end, source=src)
                     good = total - bad
                 else:
-                    good, _ = counter_total(st, t.good_metric, start=w0, end=end)
+                    good, _ = counter_total(st, t.good_metric, start=w0, end=end, source=src)
                 s = evaluate_slo_target(t, good, total, span, as_of=end)
                 d = s.to_dict()
                 fig = None
                 if s.budget_fraction and total > 0:
-                    cum_total = counter_cumulative(st, t.total_metric, start=w0, end=end)
-                    cum_bad = (counter_cumulative(st, t.bad_metric, start=w0, end=end) if t.bad_metric
-                               else cum_total - counter_cumulative(st, t.good_metric, start=w0, end=end))
+                    cum_total = counter_cumulative(st, t.total_metric, start=w0, end=end, source=src)
+                    cum_bad = (counter_cumulative(st, t.bad_metric, start=w0, end=end, source=src)
+                               if t.bad_metric else
+                               cum_total - counter_cumulative(st, t.good_metric, start=w0, end=end,
+                                                              source=src))
                     elapsed = (cum_total.index - w0) / t.window
                     allowed = s.budget_fraction * cum_total / np.maximum(elapsed, 1e-9)
                     remaining = (1 - cum_bad / allowed.replace(0, np.nan)).dropna()

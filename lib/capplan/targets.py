@@ -86,7 +86,7 @@ STATUSES: tuple[str, ...] = (MISSES, AT_RISK, INSUFFICIENT, MEETS)
 STATUS_RANK: dict[str, int] = {s: i for i, s in enumerate(STATUSES)}
 
 SLO_KINDS = ("availability", "latency", "error_rate")
-_COMMON_KEYS = ("name", "metric", "unit", "description")
+_COMMON_KEYS = ("name", "metric", "unit", "description", "source")
 _THRESHOLD_KEYS = _COMMON_KEYS + ("min", "max", "warn", "crit", "statistic")
 _SLO_KEYS = _COMMON_KEYS + ("slo", "objective", "window", "warn", "good_metric", "bad_metric",
                             "total_metric", "threshold")
@@ -127,6 +127,7 @@ class Target:
     bad_metric: str | None = None
     total_metric: str | None = None
     threshold: float | None = None
+    source: str | None = None   # one instance (e.g. "redis:cache") when the store holds several
 
     @property
     def is_slo(self) -> bool:
@@ -230,7 +231,8 @@ def _parse_threshold(e: _Entry, name: str) -> Target:
     warn, crit = e.number("warn"), e.number("crit")
     _check_sides(e, direction, bound, warn, crit)
     return Target(name=name, direction=direction, bound=bound, metric=metric, warn=warn,
-                  crit=crit, statistic=statistic, unit=unit, description=e.text("description"))
+                  crit=crit, statistic=statistic, unit=unit, description=e.text("description"),
+                  source=e.raw.get("source"))
 
 
 def _check_sides(e: _Entry, direction: str, bound: float, warn, crit) -> None:
@@ -275,7 +277,7 @@ def _parse_slo(e: _Entry, name: str) -> Target:
     return Target(name=name, direction=direction, bound=objective, metric=e.text("metric"),
                   warn=warn, statistic="ratio", unit="ratio", description=e.text("description"),
                   slo=kind, window=window, good_metric=good_m, bad_metric=bad_m,
-                  total_metric=total_m, threshold=e.number("threshold"))
+                  total_metric=total_m, threshold=e.number("threshold"), source=e.raw.get("source"))
 
 
 def parse_targets(raw: list[dict] | None, *, path: str) -> tuple[Target, ...]:
