@@ -24,7 +24,8 @@ __all__ = ["STYLE", "axis_formatter", "forecast_figure", "usl_figure", "slo_figu
 
 STYLE = {
     "figure.figsize": (8.0, 3.6),
-    "figure.dpi": 110,
+    "figure.constrained_layout.use": True,  # one layout pass; savefig need not draw twice
+    "figure.dpi": 100,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
@@ -64,7 +65,7 @@ def save(fig, run_dir: str | Path, name: str) -> str:
     rel = f"figures/{name}.png"
     path = Path(run_dir) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path)
     plt.close(fig)
     return rel
 
