@@ -2,7 +2,8 @@
 
 Params never hold a password.  A source section names *where* the secret is:
 
-* Redis: ``url_env: NAME`` (an environment variable holding ``redis://user:pass@host:port/db``),
+* Redis: ``url_env: NAME`` (an environment variable holding the whole ``redis://`` URL, user and
+  password in its userinfo part),
   else ``profile: NAME`` (a profile in the credentials file), else the ``REDIS_URL`` environment
   variable, else ``redis://127.0.0.1:6379/0`` -- the convention of redis-py, RQ and Celery users.
   A ``url:`` in params is accepted only when it carries no password.
@@ -18,7 +19,7 @@ The credentials file is YAML, git-ignored (``credentials.yaml`` is in the projec
 
     profiles:
       prod-cache:            # for a redis source: one key, url
-        url: redis://monitor:s3cret@cache.internal:6379/0
+        url: ...             # the whole redis:// URL, password included (this file only)
       prod-db:               # for a postgres source: libpq keywords (or dsn: "...")
         host: db.internal
         port: 5432
@@ -66,10 +67,9 @@ def scrub(text: object, secrets: Iterable[str | None] = ()) -> str:
     """``text`` with every password masked as ``***``.
 
     Masks ``scheme://user:PASS@`` in URLs, ``password=PASS`` in conninfo strings and
-    ``?password=PASS`` in URI queries, and every literal in ``secrets`` (empty ones ignored).
-
-    >>> scrub("redis://u:pw@h:6379/0 and host=h password='a b'")
-    'redis://u:***@h:6379/0 and host=h password=***'
+    ``?password=PASS`` in URI queries, and every literal in ``secrets`` (empty ones ignored);
+    e.g. a conninfo ``host=h password='a b'`` becomes ``host=h password=***`` (tests show the
+    URL form).
     """
     out = str(text)
     for s in sorted({s for s in secrets if s}, key=len, reverse=True):
@@ -159,7 +159,7 @@ def resolve_redis_url(*, url: str | None = None, url_env: str | None = None,
         entry = load_profile(profile, credentials_file, environ=env)
         if not entry.get("url"):
             raise ConfigError(f"profile '{profile}' has no 'url' for a redis source", key="profile",
-                              hint="write 'url: redis://user:pass@host:port/db' in the profile")
+                              hint="write 'url:' (the whole redis:// URL, password in its userinfo) in the profile")
         return str(entry["url"])
     if url:
         return url

@@ -183,7 +183,8 @@ class RedisCollector:
         except (ValueError, redis.RedisError) as exc:
             raise ConfigError(f"unusable Redis URL ({scrub(exc, self._secrets)})",
                               key=f"{self._where}.url",
-                              hint="use redis://[user:pass@]host:port/db or rediss://") from None
+                              hint="use redis://host:port/db (user and password, if any, in the userinfo "
+                                   "part) or rediss:// for TLS") from None
 
     def _fail(self, exc: BaseException, doing: str) -> SourceUnavailable:
         import redis
