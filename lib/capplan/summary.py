@@ -23,7 +23,11 @@ from capplan.errors import CapplanError, InsufficientData
 from capplan.findings import (SEVERITY, Finding, fmt, fmt_date, fmt_interval, load_findings,
                               read_summary, write_summary)
 
-__all__ = ["ReportOutcome", "report_step", "evaluate_targets", "statements"]
+__all__ = ["ReportOutcome", "report_step", "evaluate_targets", "statements", "P_CROSS_AT_RISK"]
+
+#: A resource whose forecast stays under its limit is still "at risk" when the calibrated paths
+#: cross it within the horizon with at least this probability.
+P_CROSS_AT_RISK = 0.2
 
 
 @dataclass
@@ -210,7 +214,10 @@ def statements(sections: dict, *, horizon_days: int | None, from_phase: str) -> 
     for f in sections.get("runway", []):
         d = f["display"]
         if f["status"] == "not within horizon":
-            out.append({"severity": "not within horizon", "refs": [f["id"]],
+            # the central forecast stays below the limit, but the calibrated paths may not
+            p = f.get("extra", {}).get("p_cross_within_horizon") or 0.0
+            out.append({"severity": "at risk" if p >= P_CROSS_AT_RISK else "not within horizon",
+                        "refs": [f["id"]],
                         "text": f"{f['label']}: the forecast does not cross {d.get('limit')} before "
                                 f"{d.get('horizon_end')} (now {d.get('utilisation')} of the limit; "
                                 f"probability of crossing within the horizon {d.get('p_cross')})."})
@@ -248,6 +255,12 @@ def _recommendations(sections: dict) -> list[dict]:
             what = advice.get(f.get("metric"), "raise the limit or reduce usage")
             out.append({"text": f"{f['label']}: act before {fmt_date(x.get('crossing_lo') or x.get('crossing'))}"
                                 f" — {what}.", "refs": [f["id"]]})
+        p = x.get("p_cross_within_horizon") or 0.0
+        if f["status"] == "not within horizon" and p >= P_CROSS_AT_RISK:
+            out.append({"text": f"{f['label']}: {f['display'].get('p_cross')} chance of reaching "
+                                f"{f['display'].get('limit')} before {f['display'].get('horizon_end')}"
+                                " although the forecast stays below it; plan the headroom now.",
+                        "refs": [f["id"]]})
         bt = x.get("backtest") or {}
         if bt.get("coverage95") is not None and bt["coverage95"] < 0.9:
             out.append({"text": f"{f['label']}: read the runway with caution; its 95% interval "
