@@ -24,8 +24,12 @@ DEMO_SWEEP = "demo"
 
 
 def run_folder(run_dir: str) -> Path:
-    """The run folder given by ``capplan run``, or ``outputs/_lab`` for interactive use."""
-    folder = Path(run_dir) if run_dir else project_root() / "outputs" / "_lab"
+    """The run folder given by ``capplan run``, or ``outputs/_lab`` for interactive use
+    (``CAPPLAN_LAB_DIR`` moves the latter, e.g. for tests)."""
+    import os
+
+    lab = os.environ.get("CAPPLAN_LAB_DIR") or project_root() / "outputs" / "_lab"
+    folder = Path(run_dir) if run_dir else Path(lab)
     (folder / "figures").mkdir(parents=True, exist_ok=True)
     (folder / "findings").mkdir(parents=True, exist_ok=True)
     return folder
