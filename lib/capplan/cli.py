@@ -404,19 +404,41 @@ def cmd_sweep(args) -> int:
             written = store.append(points_to_frame(points))
     if args.csv:
         points.to_csv(args.csv, index=False)
+    fit, fit_note = _sweep_fit(points)
     if args.json:
         records = [{k: (None if isinstance(v, float) and math.isnan(v) else
                         v.isoformat() if hasattr(v, "isoformat") else v)
                     for k, v in rec.items()} for rec in points.to_dict(orient="records")]
         _print_json({"tool": args.tool, "run_id": points["run_id"].iloc[0] if len(points)
-                     else None, "points": records, "store": args.store, "rows_written": written})
+                     else None, "points": records, "store": args.store, "rows_written": written,
+                     "usl": fit.to_dict() if fit is not None else None, "usl_note": fit_note})
     else:
         cols = ["concurrency", "scenario", "throughput_per_s", "latency_mean_s",
                 "latency_p95_s", "errors", "requests", "duration_s"]
         print(points[cols].to_string(index=False))
         if args.store:
             print(f"appended {written} rows to {args.store}")
+        if fit is not None:
+            print(f"USL fit: sigma {fit.sigma:.4g}, kappa {fit.kappa:.4g}, lambda {fit.lam:.4g}/s; "
+                  f"N* {fit.n_peak if fit.n_peak is None else round(fit.n_peak, 1)}, X(N*) "
+                  f"{fit.x_peak if fit.x_peak is None else round(fit.x_peak, 1)}/s")
+        else:
+            print(f"USL fit: {fit_note}")
     return EXIT_OK
+
+
+def _sweep_fit(points):
+    """The fit that follows a sweep (one scenario at a time; None with the reason if not)."""
+    from capplan.errors import CapplanError
+    from capplan.models.usl import fit_usl
+
+    if points["scenario"].nunique() > 1:
+        return None, "several scenarios in one sweep: fit each with `capplan usl --x-col ...`"
+    try:
+        return fit_usl(points["concurrency"].to_numpy(float),
+                       points["throughput_per_s"].to_numpy(float)), None
+    except CapplanError as exc:
+        return None, exc.message
 
 
 # --- operations verbs (fleet, alerts) ---------------------------------------------------------

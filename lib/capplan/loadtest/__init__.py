@@ -59,7 +59,26 @@ __all__ = [
 ]
 
 #: format name -> reader(path, **kwargs) returning load points.
+def read_points_csv(path: str | os.PathLike, **_ignored) -> pd.DataFrame:
+    """A load-point table saved as CSV (``capplan sweep --csv``, or the packaged demo sweep).
+
+    Columns by name (:data:`POINT_COLUMNS`); ``concurrency`` and ``throughput_per_s`` are required.
+    Raises ParseError naming the file when they are missing or the CSV is malformed.
+    """
+    p = Path(path)
+    try:
+        df = pd.read_csv(p, comment="#", dtype={"scenario": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise ParseError(f"not a readable load-point CSV: {exc}", path=str(p)) from exc
+    missing = [c for c in ("concurrency", "throughput_per_s") if c not in df.columns]
+    if missing:
+        raise ParseError(f"load-point CSV lacks column(s) {missing}", path=str(p), line=1,
+                         hint="write it with `capplan sweep --csv FILE`")
+    return make_points(df)
+
+
 READERS: dict[str, Callable[..., pd.DataFrame]] = {
+    "points": read_points_csv,
     "k6-summary": read_k6_summary,
     "k6-json": read_k6_json_stream,
     "k6-csv": read_k6_csv_stream,
@@ -103,6 +122,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "k6-summary"
     if first.startswith("metric_name,"):
         return "k6-csv"
+    if first.startswith("run_id,tool,") and "throughput_per_s" in first:
+        return "points"
     if first.startswith(('"test","rps"', "test,rps")):
         return "redis-benchmark"
     if "Timestamp" in first and "User Count" in first:
