@@ -475,3 +475,126 @@ def test_handlersocket_prefix_negative_kappa_policies(ref):
     assert any("kappa" in w for w in fit.warnings)
     with pytest.raises(FitError, match="kappa"):
         fit_usl(first15.N, first15.X, bounds_policy="raise")
+
+
+# -- serialisation: from_dict and the committed fixtures (STYLE.md "Models") --------------------
+
+USL_FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "usl"
+
+
+def _same(a, b):
+    """Exact equality, NaN equal to NaN, tuples/lists/dicts compared element by element."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b and (type(a) is type(b) or isinstance(a, float))  # np.float64 is a float
+
+
+@pytest.mark.parametrize("path", sorted(USL_FIXTURES.glob("uslfit_v*_specsdm91.json")),
+                         ids=lambda p: p.name)
+def test_committed_uslfit_fixture_loads_and_matches_a_fresh_fit(path, ref):
+    from capplan.models.usl import SCHEMA_VERSION
+
+    doc = json.loads(path.read_text())
+    assert 1 <= doc["schema_version"] <= SCHEMA_VERSION
+    old = UslFit.from_dict(doc)
+    _, d = ref("specsdm91")
+    new = fit_usl(d.N, d.X)
+    rel = 1e-9
+    for k in ("sigma", "kappa", "lam", "rse", "n_peak", "x_peak", "x_ceiling", "r_squared",
+              "n_max_tested"):
+        assert getattr(old, k) == pytest.approx(getattr(new, k), rel=rel), k
+    for k in ("df", "n_points", "n_levels", "model", "bounds_policy", "warnings", "n_data"):
+        assert getattr(old, k) == getattr(new, k), k
+    for k in ("sigma", "kappa", "lambda"):
+        assert old.stderr[k] == pytest.approx(new.stderr[k], rel=rel)
+        assert old.ci95[k] == pytest.approx(new.ci95[k], rel=rel)
+    for k in ("n_peak_ci95", "x_peak_ci95", "x_ceiling_ci95"):
+        assert getattr(old, k) == pytest.approx(getattr(new, k), rel=1e-6), k  # profile search
+    assert np.allclose(old.cov, new.cov, rtol=rel, atol=0)
+    ns = [1, 10, 72, 96.5, 216, 432, 1000]
+    for interval in ("prediction", "confidence"):
+        a, b = old.predict(ns, interval=interval), new.predict(ns, interval=interval)
+        assert list(a.columns) == list(b.columns)
+        for col in ("n", "x", "x_lo95", "x_hi95"):
+            assert np.allclose(a[col], b[col], rtol=rel, atol=0), (interval, col)
+        assert a.extrapolated.tolist() == b.extrapolated.tolist()
+    assert np.allclose(old.latency_at(ns), new.latency_at(ns), rtol=rel, atol=0)
+    assert np.allclose(old.efficiency(ns), new.efficiency(ns), rtol=rel, atol=0)
+    r = 0.05
+    assert old.concurrency_at_latency(r) == pytest.approx(new.concurrency_at_latency(r), rel=rel)
+    assert np.allclose(old.residuals, new.residuals, rtol=1e-7, atol=1e-9)
+    assert np.allclose(old.measured_efficiency().efficiency, new.measured_efficiency().efficiency,
+                       rtol=rel, atol=0)
+
+
+def test_v1_document_without_cov_still_loads(ref):
+    """What `capplan usl --json` wrote before the reload keys existed: coefficients load."""
+    doc = json.loads((USL_FIXTURES / "uslfit_v1_specsdm91_without_cov.json").read_text())
+    assert doc["schema_version"] == 1 and "cov" not in doc and "n_data" not in doc
+    old = UslFit.from_dict(doc)
+    _, d = ref("specsdm91")
+    new = fit_usl(d.N, d.X)
+    assert old.sigma == pytest.approx(new.sigma, rel=1e-9)
+    assert old.throughput_at(72) == pytest.approx(new.throughput_at(72), rel=1e-9)
+    assert old.latency_at(72) == pytest.approx(new.latency_at(72), rel=1e-9)
+    assert old.n_peak_ci95 == pytest.approx(new.n_peak_ci95, rel=1e-6)
+    assert old.cov == () and old.residuals.size == 0
+    with pytest.raises(FitError, match="no covariance matrix"):
+        old.predict([72])
+
+
+@pytest.mark.parametrize("name,fitter,policy", [
+    ("specsdm91", fit_usl, "report"), ("specsdm91", fit_amdahl, "report"),
+    ("cisco", fit_amdahl, "clamp"), ("raytracer", fit_usl, "clamp"),
+    ("raytracer", fit_usl, "report"), ("usl_issue7_pods", fit_usl, "report")])
+def test_from_dict_round_trips_exactly(ref, name, fitter, policy):
+    from dataclasses import fields
+
+    _, d = ref(name)
+    fit = fitter(d.N, d.X, bounds_policy=policy)
+    text = json.dumps(fit.to_dict(), allow_nan=False)
+    back = UslFit.from_dict(json.loads(text))
+    for f in fields(UslFit):
+        assert _same(getattr(back, f.name), tuple(map(tuple, getattr(fit, f.name)))
+                     if f.name == "cov" else getattr(fit, f.name)), f.name
+    assert json.dumps(back.to_dict(), allow_nan=False) == text
+    ns = [1, 5, 50, 500]
+    pd.testing.assert_frame_equal(back.predict(ns), fit.predict(ns))
+    pd.testing.assert_frame_equal(back.predict(ns, interval="confidence", level=0.8),
+                                  fit.predict(ns, interval="confidence", level=0.8))
+    assert np.array_equal(back.residuals, fit.residuals)
+    pd.testing.assert_frame_equal(back.measured_efficiency(), fit.measured_efficiency())
+    assert back.latency_at_throughput(fit.throughput_at(3)) == fit.latency_at_throughput(
+        fit.throughput_at(3))
+
+
+def test_from_dict_reads_cli_output_and_refuses_bad_documents(shared_dir, capsys):
+    from capplan.cli import main
+    from capplan.models.usl import SCHEMA_VERSION
+
+    assert main(["usl", str(shared_dir / "reference" / "usl" / "specsdm91.csv"), "--json",
+                 "--predict", "64"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    fit = UslFit.from_dict(doc)  # the extra "predictions" key is ignored
+    assert fit.predict([64]).x_hi95[0] == doc["predictions"][0]["x_hi95"]
+
+    with pytest.raises(FitError, match=f"schema_version {SCHEMA_VERSION + 1}, newer than this "
+                                       f"capplan reads \\(up to {SCHEMA_VERSION}\\)") as err:
+        UslFit.from_dict({**doc, "schema_version": SCHEMA_VERSION + 1})
+    assert "upgrade capplan" in err.value.hint
+    for bad, needle in (({k: v for k, v in doc.items() if k != "schema_version"}, "schema_version"),
+                        ({**doc, "schema_version": "1"}, "schema_version"),
+                        ({k: v for k, v in doc.items() if k not in ("df", "rse")},
+                         "lacks key\\(s\\) rse, df"),
+                        ({**doc, "cov": [[1.0, 0.0], [0.0, 1.0]]}, "'cov' must be a 3x3"),
+                        ({**doc, "n_data": doc["n_data"][:-1]}, "n_data has 6 values"),
+                        ({**doc, "model": "gompertz"}, "'model'"),
+                        ({**doc, "sigma": None}, "'sigma' must be a finite number"),
+                        ({**doc, "ci95": {"sigma": [0, 1]}}, "'ci95'"),
+                        ([1, 2], "expected a dict")):
+        with pytest.raises(FitError, match=needle):
+            UslFit.from_dict(bad)

@@ -49,6 +49,8 @@ import pandas as pd
 from scipy import optimize, special  # special, not stats: a much lighter import
 
 from capplan.errors import FitError, InsufficientData
+from capplan.models._usl_json import PARAMS as _PARAMS
+from capplan.models._usl_json import SCHEMA_VERSION, fit_from_dict, fit_to_dict
 from capplan.models._usl_profile import profile_intervals
 
 __all__ = ["UslFit", "fit_usl", "fit_amdahl", "MIN_POINTS", "MIN_LEVELS", "SCHEMA_VERSION",
@@ -56,10 +58,8 @@ __all__ = ["UslFit", "fit_usl", "fit_amdahl", "MIN_POINTS", "MIN_LEVELS", "SCHEM
 
 MIN_POINTS = 6
 MIN_LEVELS = 4
-SCHEMA_VERSION = 1
 BOUNDS_POLICIES = ("report", "clamp", "raise")
 EXTRAPOLATION_FACTOR = 2.0
-_PARAMS = ("sigma", "kappa", "lambda")
 
 
 def _denom(n, sigma, kappa):
@@ -69,14 +69,6 @@ def _denom(n, sigma, kappa):
 def _jacobian(n, sigma, kappa, lam):
     d = _denom(n, sigma, kappa)
     return np.column_stack([-lam * n * (n - 1.0) / d**2, -lam * n * n * (n - 1.0) / d**2, n / d])
-
-
-def _num(v):
-    """A JSON-safe float: ``None`` for missing or non-finite values."""
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +130,10 @@ class UslFit:
         if interval not in ("prediction", "confidence"):
             raise FitError(f"unknown interval {interval!r}",
                            hint="use interval='prediction' or interval='confidence'")
+        if not self.cov:
+            raise FitError("predict(): this fit has no covariance matrix (loaded from a "
+                           "document without 'cov', written by an older capplan)",
+                           hint="refit with fit_usl()/fit_amdahl(), or re-export with this capplan")
         n_arr = np.atleast_1d(np.asarray(ns, dtype=float))
         if np.any(~np.isfinite(n_arr)) or np.any(n_arr <= 0):
             raise FitError(f"predict(): concurrency values must be positive and finite, got {ns!r}")
@@ -226,21 +222,22 @@ class UslFit:
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """The JSON object of ``capplan usl --json`` (contract keys first, then extras)."""
-        pair = lambda p: [_num(p[0]), _num(p[1])] if p else [None, None]  # noqa: E731
-        return {
-            "sigma": _num(self.sigma), "kappa": _num(self.kappa), "lambda": _num(self.lam),
-            "stderr": {k: _num(self.stderr[k]) for k in _PARAMS},
-            "ci95": {k: pair(self.ci95[k]) for k in _PARAMS},
-            "n_peak": _num(self.n_peak), "n_peak_ci95": pair(self.n_peak_ci95),
-            "x_peak": _num(self.x_peak), "x_peak_ci95": pair(self.x_peak_ci95),
-            "x_ceiling": _num(self.x_ceiling), "n_points": int(self.n_points),
-            "rse": _num(self.rse), "df": int(self.df), "warnings": list(self.warnings),
-            "schema_version": SCHEMA_VERSION, "model": self.model,
-            "bounds_policy": self.bounds_policy, "x_ceiling_ci95": pair(self.x_ceiling_ci95),
-            "n_levels": int(self.n_levels), "n_max_tested": _num(self.n_max_tested),
-            "r_squared": _num(self.r_squared),
-        }
+        """The JSON object of ``capplan usl --json`` (contract keys first, then extras incl.
+        ``schema_version`` and ``cov``, ``n_data``, ``x_data`` for :meth:`from_dict`)."""
+        return fit_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d) -> UslFit:
+        """Rebuild the fit that wrote ``d`` (``to_dict()`` output, or ``capplan usl --json``).
+
+        The reloaded fit gives the same numbers (floats round-trip exactly through JSON).
+        Version policy: ``schema_version`` above :data:`SCHEMA_VERSION` is refused; every version
+        from 1 up is read; a version-1 document from an older capplan without ``cov``/``n_data``/
+        ``x_data`` loads, but ``predict()`` then raises and residuals are empty; unknown keys are
+        ignored (details in :mod:`capplan.models._usl_json`).  Raises FitError (newer or missing
+        schema_version, missing key, value of the wrong type or shape; the message names the key).
+        """
+        return fit_from_dict(cls, d, bounds_policies=BOUNDS_POLICIES)
 
 
 def _quadratic_roots(a: float, b: float, c: float) -> list[float]:
