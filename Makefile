@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.capplan-installed
 DEV_STAMP := $(VENV)/.capplan-dev-installed
 PARAMS ?= params/demo.yaml
+OUTPUTS ?=
 LAB_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -33,7 +34,7 @@ setup: $(STAMP)
 setup-dev: $(DEV_STAMP)
 
 report: $(STAMP)
-	$(BIN)/capplan run $(PARAMS)
+	$(BIN)/capplan run $(PARAMS) $(if $(OUTPUTS),--outputs $(OUTPUTS))
 
 test: $(DEV_STAMP)
 	@bash .ci/install-system-deps.sh

@@ -51,3 +51,13 @@ def test_public_all_matches_what_is_public():
     public = {n for n in dir(capplan) if not n.startswith("_") and not isinstance(
         getattr(capplan, n), type(capplan))}
     assert set(capplan.__all__) - {"__version__"} == public
+
+
+def test_make_report_runs_the_demo_and_prints_report_html(tmp_path):
+    out = subprocess.run(["make", "-s", "report", f"OUTPUTS={tmp_path}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    html = Path(out.stdout.strip().splitlines()[-1])
+    assert html.name == "report.html" and html.is_file()
+    assert html.parent.parent == tmp_path / "demo"
+    assert (tmp_path / "demo" / "latest").resolve() == html.parent.resolve()
