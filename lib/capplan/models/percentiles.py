@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special  # special, not stats: a much lighter import
 
 __all__ = ["PercentileInterval", "percentile_min_samples", "percentile_interval",
            "nearest_rank"]
@@ -63,6 +63,15 @@ def percentile_min_samples(q: float, conf: float = 0.95) -> int:
     return max(1, n_hi, n_lo)
 
 
+def _binom_ppf(p: float, n: int, q: float) -> int:
+    """Smallest ``k`` with ``P(Binomial(n, q) <= k) >= p`` (scipy's ``binom.ppf``; -1 for p <= 0)."""
+    if p <= 0:
+        return -1
+    cdf = special.bdtr(np.arange(n + 1), n, q)
+    k = int(np.searchsorted(cdf, p * (1 - 1e-12), side="left"))  # tolerance as scipy's ppf
+    return min(k, n)
+
+
 def percentile_interval(samples: Iterable[float], q: float, conf: float = 0.95
                         ) -> PercentileInterval:
     """Percentile ``q`` (0-1) of ``samples`` with its binomial order-statistic interval.
@@ -84,8 +93,8 @@ def percentile_interval(samples: Iterable[float], q: float, conf: float = 0.95
         return PercentileInterval(q, None, None, None, 0, conf, min_n)
     est = nearest_rank(x, q)
     a = (1 - conf) / 2
-    lo_rank = int(stats.binom.ppf(a, n, q))
-    hi_rank = int(stats.binom.ppf(1 - a, n, q)) + 1
+    lo_rank = _binom_ppf(a, n, q)
+    hi_rank = _binom_ppf(1 - a, n, q) + 1
     lo = float(x[lo_rank - 1]) if lo_rank >= 1 else None
     hi = float(x[hi_rank - 1]) if hi_rank <= n else None
     if lo is None or hi is None:

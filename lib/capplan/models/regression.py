@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as st
+from scipy import special  # special, not stats: a much lighter import
 
 from capplan.models._numfmt import fmt_count, fmt_value
 from capplan.models.percentiles import nearest_rank, percentile_min_samples
@@ -359,10 +359,10 @@ def compare_rates(baseline_count: float, baseline_seconds: float, current_count:
         return _insufficient("rate", unit, cb, cc, MIN_EVENTS, conf, min_effect, higher_is_worse,
                              name, method, what="events", base=rb, cur=rc)
     a = (1 - conf) / 2
-    p_lo = st.beta.ppf(a, cc, cb + 1)
-    p_hi = st.beta.ppf(1 - a, cc + 1, cb)
+    p_lo = special.betaincinv(cc, cb + 1, a)          # beta quantile
+    p_hi = special.betaincinv(cc + 1, cb, 1 - a)
     r_lo, r_hi = (float(p / (1 - p) * tb / tc) for p in (p_lo, p_hi))
-    half = float(st.norm.ppf(1 - a)) * math.sqrt(cb / tb ** 2 + cc / tc ** 2)
+    half = float(special.ndtri(1 - a)) * math.sqrt(cb / tb ** 2 + cc / tc ** 2)
     d = rc - rb
     ratio = rc / rb
     verdict = _verdict(r_lo - 1, r_hi - 1, ratio - 1, min_effect, higher_is_worse)
