@@ -86,3 +86,12 @@ def test_fast_parameter_reader_agrees_with_papermill(nb):
     for k, v in theirs.items():
         assert ours[k]["type"] == v["inferred_type_name"], k
         assert ours[k]["help"] == v["help"], k
+
+
+def test_bad_capacity_entry_and_target_fail_before_any_kernel(tmp_path):
+    p = _write(tmp_path, "capacity:\n  - {name: Redis memory, metric: redis_used_memory_bytes}\n")
+    with pytest.raises(ConfigError, match=r"capacity\[0\].*exactly one of 'limit'"):
+        load_params(p)
+    p = _write(tmp_path, "targets:\n  - {name: Hit ratio, metric: redis_keyspace_hit_ratio, mni: 0.8}\n")
+    with pytest.raises(ConfigError, match=r"targets\[0\]"):
+        load_params(p)

@@ -28,11 +28,11 @@ import pandas as pd
 
 from capplan.errors import InsufficientData
 from capplan.frame import SERIES_KEY
-from capplan.rates import RatioEstimate, counter_increase, ratio_from_counters, resets_from_start_time
+from capplan.rates import (RatioEstimate, bucket_rate, counter_increase, ratio_from_increases,
+                           resets_from_start_time)
 
-__all__ = ["RATIOS", "SUMS", "Evidence", "load_series", "load_ratio", "describe_store",
-           "counter_total", "counter_cumulative", "ratio_series",
-           "is_ratio", "unit_of"]
+__all__ = ["RATIOS", "SUMS", "Evidence", "Increases", "load_series", "load_ratio",
+           "ratio_series", "counter_increases", "describe_store"]
 
 #: ratio name -> (numerator counter, other counter, "other" means complement (hits/misses) or
 #: "total" means the second counter is the total and the ratio is 1 - num/total)
@@ -63,21 +63,6 @@ class Evidence:
                 None if self.end is None else self.end.isoformat()]
 
 
-def is_ratio(name: str) -> bool:
-    return name in RATIOS or name.endswith("_ratio")
-
-
-def unit_of(name: str, store) -> str:
-    if is_ratio(name):
-        return "ratio"
-    if name.endswith("_per_second"):
-        return "per_second"
-    base = SUMS.get(name, name)
-    s = store.series()
-    rows = s[s["metric"] == base]
-    return str(rows["unit"].iloc[0]) if len(rows) else "count"
-
-
 def _read(store, metric: str, start, end, source: str | None = None) -> pd.DataFrame:
     return store.query(metric, source=source, start=start, end=end)
 
@@ -101,23 +86,93 @@ def _resets_for(store, source: str, start, end):
     return sorted(set(times)) or None
 
 
+@dataclass(frozen=True)
+class Increases:
+    """Per-interval increases of every series of one counter, each derived from its own series
+    (with its own resets) before anything is summed: "rate before sum" (REFERENCE gotcha 4)."""
+
+    values: pd.Series          # indexed by interval end; several series concatenated
+    n_samples: int
+    resets: int
+    sources: tuple[str, ...]
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    @property
+    def total(self) -> float:
+        return float(self.values.sum())
+
+    def cumulative(self, grain: str = "1h") -> pd.Series:
+        """Running total at ``grain`` (labelled by bucket end), e.g. for burn-down figures."""
+        return self.values.resample(grain, label="right", closed="right").sum().cumsum()
+
+
+def counter_increases(store, metric: str, *, start=None, end=None,
+                      source: str | None = None) -> Increases:
+    """:class:`Increases` of a counter over a window; :class:`InsufficientData` when none stored."""
+    raw = _read(store, metric, start, end, source)
+    if raw.empty:
+        raise InsufficientData(f"no samples of counter '{metric}'"
+                               + (f" from source '{source}'" if source else "")
+                               + (f" between {start} and {end}" if start or end else ""),
+                               hint="collect it first (notebook 01-collect) or fix the metric name")
+    resets_by_source: dict[str, list | None] = {}
+    parts, n_resets = [], 0
+    for (src, _m, _l), rows in raw.groupby(list(SERIES_KEY), sort=False):
+        if src not in resets_by_source:
+            resets_by_source[src] = _resets_for(store, src, start, end)
+        s = rows.set_index("timestamp")["value"].sort_index()
+        parts.append(counter_increase(s, resets=resets_by_source[src]))
+        n_resets += int((np.diff(s.to_numpy()) < 0).sum())
+    return Increases(pd.concat(parts).sort_index(), int(len(raw)), n_resets,
+                     tuple(sorted(set(raw["source"]))), raw["timestamp"].min(),
+                     raw["timestamp"].max())
+
+
+def _ratio_parts(store, name, start, end, source):
+    """(numerator increases, other increases, numerator's Increases) for a ratio in RATIOS."""
+    num, other, how = RATIOS[name]
+    a = counter_increases(store, num, start=start, end=end, source=source)
+    b = counter_increases(store, other, start=start, end=end, source=source)
+    if how == "complement":
+        # good = total - bad: the good increases are the total's minus the bad ones, so that
+        # both sums and bucket sums come out as Σtotal - Σbad (each series derived on its own)
+        good = pd.concat([b.values, -a.values]).sort_index()
+        return good, a.values, b
+    return a.values, b.values, a
+
+
+def ratio_series(store, name: str, *, start=None, end=None, grain: str = "1h",
+                 source: str | None = None) -> pd.DataFrame:
+    """Per-bucket ratio with Wilson interval and counts (:func:`capplan.rates.ratio_from_increases`)."""
+    k, other, _meta = _ratio_parts(store, name, start, end, source)
+    return ratio_from_increases(k, other, grain)
+
+
+def load_ratio(store, name: str, *, start=None, end=None, source: str | None = None) -> RatioEstimate:
+    """One ratio over a whole window from summed counter increases, with its Wilson interval."""
+    k, other, meta = _ratio_parts(store, name, start, end, source)
+    return ratio_from_increases(k, other, resets=meta.resets, start=meta.start, end=meta.end)
+
+
 def load_series(store, name: str, *, start=None, end=None, grain: str = "1h",
                 statistic: str = "mean", source: str | None = None) -> Evidence:
     """One quantity as a regular series at ``grain``; ``statistic`` aggregates within a bucket.
 
     ``statistic`` is ``mean`` or ``max`` (capacity limits bite at the peak: use ``max`` for
-    connections and request rates).  Several series of a stored metric are summed per bucket
-    (e.g. clients over states); ``source`` (e.g. ``redis:cache``) keeps one instance when the
-    store holds several.  Raises :class:`InsufficientData` when nothing is stored.
+    connections and request rates).  Several series of a stored metric are summed: counters
+    after each is turned into a rate, gauges at their own resolution before the bucket
+    statistic (e.g. clients over states); ``source`` (e.g. ``redis:cache``) keeps one instance
+    when the store holds several.  Raises :class:`InsufficientData` when nothing is stored.
     """
     if name in RATIOS:
-        num, other, how = RATIOS[name]
         df = ratio_series(store, name, start=start, end=end, grain=grain, source=source)
-        s = df["ratio"]
+        num, other, _how = RATIOS[name]
+        s = df["ratio"].dropna()
         src = ",".join(sorted(set(store.query(num, source=source, start=start, end=end)["source"])))
-        n = int(np.nansum(df["n"].to_numpy()))
-        return Evidence(name, s, "ratio", src, n, s.index.min() if len(s) else None,
-                        s.index.max() if len(s) else None, grain, f"summed deltas of {num}, {other}")
+        return Evidence(name, s, "ratio", src, int(np.nansum(df["n"].to_numpy())),
+                        s.index.min() if len(s) else None, s.index.max() if len(s) else None,
+                        grain, f"summed increases of {num} and {other}")
     per_second = name.endswith("_per_second") and name not in SUMS
     base = (name[: -len("_per_second")] + "_total") if per_second else SUMS.get(name, name)
     raw = _read(store, base, start, end, source)
@@ -126,80 +181,26 @@ def load_series(store, name: str, *, start=None, end=None, grain: str = "1h",
                                + (f" from source '{source}'" if source else "")
                                + (f" between {start} and {end}" if start or end else ""),
                                hint="collect it first (notebook 01-collect) or fix the metric name")
-    parts = []
-    for (source, _metric, _labels), rows in raw.groupby(list(SERIES_KEY), sort=False):
-        s = rows.set_index("timestamp")["value"].sort_index()
-        if per_second:
-            resets = _resets_for(store, source, start, end)
-            inc = counter_increase(s, resets=resets)
-            secs = pd.Series(np.diff((s.index - s.index[0]).total_seconds().to_numpy()),
-                             index=inc.index) if len(s) > 1 else pd.Series(dtype=float)
-            if statistic == "max":
-                # peak of the per-interval rate within each bucket
-                rate = (inc / secs.where(secs > 0)).resample(grain, label="left", closed="right").max()
-            else:
-                rate = inc.resample(grain, label="left", closed="right").sum(min_count=1) / \
-                    secs.resample(grain, label="left", closed="right").sum(min_count=1)
-            parts.append(rate)
-        else:
-            agg = s.resample(grain, label="left", closed="left")
-            parts.append(agg.max() if statistic == "max" else agg.mean())
-    if len(parts) == 1:
-        series = parts[0]
-    elif statistic == "max" and not per_second:
-        # sum first at the raw resolution, then take the bucket peak
-        wide = pd.concat([rows.set_index("timestamp")["value"].rename(i)
-                          for i, (_, rows) in enumerate(raw.groupby(list(SERIES_KEY)))], axis=1)
-        series = wide.sum(axis=1, min_count=1).resample(grain, label="left", closed="left").max()
+    groups = list(raw.groupby(list(SERIES_KEY), sort=False))
+    if per_second:
+        resets = {src: _resets_for(store, src, start, end) for src in set(raw["source"])}
+        rates = [bucket_rate(rows.set_index("timestamp")["value"].sort_index(), grain,
+                             statistic=statistic, resets=resets[src])
+                 for (src, _m, _l), rows in groups]
+        series = pd.concat(rates, axis=1).sum(axis=1, min_count=1)
     else:
-        series = pd.concat(parts, axis=1).sum(axis=1, min_count=1)
+        wide = pd.concat([rows.set_index("timestamp")["value"].rename(i)
+                          for i, (_key, rows) in enumerate(groups)], axis=1)
+        summed = wide.sum(axis=1, min_count=1).resample(grain, label="left", closed="left")
+        series = summed.max() if statistic == "max" else summed.mean()
     series = series.dropna()
     series.name = name
-    unit = "per_second" if per_second else str(raw["unit"].iloc[0])
     how = ("counter rate" if per_second else "stored gauge") + \
-        (f", summed over {raw[list(SERIES_KEY)].drop_duplicates().shape[0]} series" if len(parts) > 1 else "") + \
+        (f", summed over {len(groups)} series" if len(groups) > 1 else "") + \
         f", {statistic} per {grain}"
-    return Evidence(name, series, unit, ",".join(sorted(set(raw["source"]))), int(len(raw)),
+    return Evidence(name, series, "per_second" if per_second else str(raw["unit"].iloc[0]),
+                    ",".join(sorted(set(raw["source"]))), int(len(raw)),
                     raw["timestamp"].min(), raw["timestamp"].max(), grain, how)
-
-
-def _counter_pair(store, name, start, end, source=None):
-    num, other, how = RATIOS[name]
-    a = _read(store, num, start, end, source)
-    b = _read(store, other, start, end, source)
-    if a.empty or b.empty:
-        raise InsufficientData(f"'{name}' needs counters {num} and {other}; "
-                               f"found {len(a)} and {len(b)} samples",
-                               hint="collect both counters (notebook 01-collect)")
-    sa = a.groupby("timestamp")["value"].sum().sort_index()
-    sb = b.groupby("timestamp")["value"].sum().sort_index()
-    resets = None
-    sources = sorted(set(a["source"]))
-    if len(sources) == 1:
-        resets = _resets_for(store, sources[0], start, end)
-    return sa, sb, how, resets
-
-
-def ratio_series(store, name: str, *, start=None, end=None, grain: str = "1h",
-                 source: str | None = None) -> pd.DataFrame:
-    """Per-bucket ratio with Wilson interval and counts (see :func:`capplan.rates.ratio_from_counters`)."""
-    sa, sb, how, resets = _counter_pair(store, name, start, end, source)
-    if how == "complement":
-        df = ratio_from_counters(sa, sb - sa, grain=grain, resets=resets)
-        return df.assign(ratio=1 - df["ratio"], lo95=1 - df["hi95"], hi95=1 - df["lo95"],
-                         successes=df["n"] - df["successes"])
-    return ratio_from_counters(sa, sb, grain=grain, resets=resets)
-
-
-def load_ratio(store, name: str, *, start=None, end=None, source: str | None = None) -> RatioEstimate:
-    """One ratio over a whole window from summed counter deltas, with its Wilson interval."""
-    sa, sb, how, resets = _counter_pair(store, name, start, end, source)
-    if how == "complement":
-        est = ratio_from_counters(sa, (sb - sa).clip(lower=0), resets=resets)
-        return RatioEstimate(value=1 - est.value, lo95=1 - est.hi95, hi95=1 - est.lo95,
-                             successes=est.n - est.successes, n=est.n, start=est.start,
-                             end=est.end, resets=est.resets)
-    return ratio_from_counters(sa, sb, resets=resets)
 
 
 def describe_store(store) -> pd.DataFrame:
@@ -211,32 +212,3 @@ def describe_store(store) -> pd.DataFrame:
             .agg(series=("metric", "size"), samples=("n", "sum"), first=("first", "min"),
                  last=("last", "max"))
             .reset_index())
-
-
-def counter_total(store, metric: str, *, start=None, end=None,
-                  source: str | None = None) -> tuple[float, int]:
-    """Summed increase of a counter (all its series) over a window, and the samples behind it."""
-    raw = _read(store, metric, start, end, source)
-    if raw.empty:
-        raise InsufficientData(f"no samples of counter '{metric}'"
-                               + (f" between {start} and {end}" if start or end else ""),
-                               hint="collect it first (notebook 01-collect)")
-    total = 0.0
-    for (source, _m, _l), rows in raw.groupby(list(SERIES_KEY), sort=False):
-        s = rows.set_index("timestamp")["value"]
-        total += float(counter_increase(s, resets=_resets_for(store, source, start, end)).sum())
-    return total, int(len(raw))
-
-
-def counter_cumulative(store, metric: str, *, start=None, end=None, grain: str = "1h",
-                       source: str | None = None) -> pd.Series:
-    """Cumulative increase of a counter since ``start`` at ``grain`` (for burn-down figures)."""
-    raw = _read(store, metric, start, end, source)
-    parts = []
-    for (source, _m, _l), rows in raw.groupby(list(SERIES_KEY), sort=False):
-        s = rows.set_index("timestamp")["value"]
-        inc = counter_increase(s, resets=_resets_for(store, source, start, end))
-        parts.append(inc.resample(grain, label="right", closed="right").sum())
-    if not parts:
-        return pd.Series(dtype=float)
-    return pd.concat(parts, axis=1).sum(axis=1).cumsum()

@@ -45,6 +45,7 @@ __all__ = [
     "empty_frame",
     "validate_frame",
     "concat_frames",
+    "to_utc",
     "select",
     "series",
 ]
@@ -108,6 +109,18 @@ def parse_labels(text: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in obj.items()}
 
 
+def to_utc(ts: pd.Series) -> pd.Series:
+    """Timestamps as ``datetime64[ns, UTC]``: epoch seconds, ISO text or datetimes (naive = UTC);
+    unparseable values become NaT (which :func:`validate_frame` reports)."""
+    if len(ts) and pd.api.types.is_numeric_dtype(ts):
+        out = pd.to_datetime(ts, unit="s", utc=True)
+    elif len(ts):
+        out = pd.to_datetime(ts, utc=True, errors="coerce", format="mixed")
+    else:
+        out = pd.to_datetime(ts, utc=True)
+    return out.astype("datetime64[ns, UTC]")
+
+
 def empty_frame() -> pd.DataFrame:
     """A frame with the contract's columns and dtypes and no rows."""
     return make_frame([])
@@ -130,13 +143,7 @@ def make_frame(records: Iterable[Mapping[str, object]] | pd.DataFrame, *,
         raise DataContractError([{"column": c, "reason": "missing column", "examples": None}
                                  for c in missing])
     df = df[list(COLUMNS)]
-    ts = df["timestamp"]
-    if len(df) and pd.api.types.is_numeric_dtype(ts):
-        ts = pd.to_datetime(ts, unit="s", utc=True)
-    else:
-        ts = pd.to_datetime(ts, utc=True, errors="coerce", format="mixed") if len(df) else \
-            pd.to_datetime(ts, utc=True)
-    df["timestamp"] = ts.astype("datetime64[ns, UTC]")
+    df["timestamp"] = to_utc(df["timestamp"])
     if len(df):
         is_text = df["labels"].map(type).eq(str).to_numpy()
         if not is_text.all():

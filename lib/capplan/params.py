@@ -167,6 +167,19 @@ def check_no_secrets(obj: Any, *, path: str, where: str = "") -> None:
                                "(e.g. url_env: REDIS_URL, dsn_env: APP_PG_DSN)")
 
 
+def _check_sections(raw: dict, *, path: str) -> None:
+    """Structured sections get their own checks here too, so that a bad capacity entry or
+    target fails before any kernel starts (exit 2), not inside a notebook (exit 1)."""
+    if raw.get("capacity"):
+        from capplan.runway import parse_capacity
+
+        parse_capacity(raw["capacity"], path=path)
+    if raw.get("targets"):
+        from capplan.targets import parse_targets
+
+        parse_targets(raw["targets"], path=path)
+
+
 def load_params(path: str | Path, *, pipeline: tuple[str, ...] = PIPELINE,
                 nb_dir: Path | None = None) -> Params:
     """Read and check a params file; raises :class:`ConfigError` naming the file and key."""
@@ -187,7 +200,8 @@ def load_params(path: str | Path, *, pipeline: tuple[str, ...] = PIPELINE,
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"must be a mapping of parameter names to values, got "
-                          f"{type(raw).__name__}", path=str(p))
+                          f"{type(raw).__name__}", path=str(p),
+                          hint="write one 'name: value' per line, as in params/demo.yaml")
     declared = {nb: notebook_parameters(nb, nb_dir) for nb in pipeline}
     allowed: dict[str, str] = {}
     for nb, decl in declared.items():
@@ -209,5 +223,6 @@ def load_params(path: str | Path, *, pipeline: tuple[str, ...] = PIPELINE,
                               path=str(p), key=k,
                               hint="quote strings such as versions and durations in YAML")
     check_no_secrets(raw, path=str(p))
+    _check_sections(raw, path=str(p))
     per_nb = {nb: {k: v for k, v in raw.items() if k in decl} for nb, decl in declared.items()}
     return Params(name=p.stem, path=str(p), values=dict(raw), per_notebook=per_nb)

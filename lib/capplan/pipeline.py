@@ -18,9 +18,7 @@ from capplan.findings import Finding, save_findings
 from capplan.params import project_root
 
 __all__ = ["run_folder", "store_location", "open_run_store", "data_end", "collect_step",
-           "growth_step", "scaling_step", "report_step", "DEMO_SWEEP"]
-
-DEMO_SWEEP = "demo"
+           "growth_step", "scaling_step", "report_step"]
 
 
 def run_folder(run_dir: str) -> Path:
@@ -79,7 +77,8 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
     meta: dict = {"mode": mode, "synthetic": mode == "demo"}
     degraded = False
     if mode not in ("demo", "live", "prometheus", "store"):
-        raise ConfigError(f"mode must be demo, live, prometheus or store, got {mode!r}", key="mode")
+        raise ConfigError(f"mode must be demo, live, prometheus or store, got {mode!r}", key="mode",
+                          hint="demo needs no server; live samples `sources`")
     with open_run_store(store, run_dir) as st:
         if mode == "demo":
             from capplan.demo import DEMO_LABEL, describe_demo, generate_demo

@@ -37,7 +37,9 @@ __all__ = [
     "counter_rate",
     "resets_from_start_time",
     "RatioEstimate",
+    "ratio_from_increases",
     "ratio_from_counters",
+    "bucket_rate",
     "rate_frame",
 ]
 
@@ -137,30 +139,25 @@ class RatioEstimate:
                 "resets": self.resets}
 
 
-def ratio_from_counters(num: pd.Series, other: pd.Series, grain: str | None = None, *,
-                        resets: Iterable | None = None):
-    """Ratio ``Δnum / (Δnum + Δother)`` from two counters (e.g. hits and misses).
+def ratio_from_increases(num_inc: pd.Series, other_inc: pd.Series, grain: str | None = None, *,
+                         resets: int = 0, start=None, end=None):
+    """Ratio ``ΣΔnum / (ΣΔnum + ΣΔother)`` from per-interval increases.
 
-    With ``grain=None`` returns one :class:`RatioEstimate` for the whole window.  With a grain
-    (``"1h"``, ``"1D"``) returns a DataFrame indexed by bucket start with columns ``ratio``,
-    ``lo95``, ``hi95``, ``successes``, ``n``; increases are bucketed by the end of their interval,
-    and buckets with no traffic have NaN ratio.
+    The increases may come from several series (instances, databases) concatenated: each was
+    derived from its own counter first, so aggregating them here is "rate before sum"
+    (REFERENCE gotcha 4).  With ``grain=None`` returns one :class:`RatioEstimate`; with a grain,
+    a DataFrame indexed by bucket start with ``ratio``, ``lo95``, ``hi95``, ``successes``, ``n``
+    (increases bucketed by the end of their interval; no traffic gives NaN, never 0 or 1).
     """
-    resets = list(resets) if resets is not None else None
-    a = counter_increase(num, resets=resets)
-    b = counter_increase(other, resets=resets)
-    both = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
     if grain is None:
-        k = float(both["a"].sum())
-        n = k + float(both["b"].sum())
+        k = float(num_inc.sum())
+        n = k + float(other_inc.sum())
         lo, hi = wilson_interval(k, n)
-        clean = _clean(num)
-        n_resets = int((np.diff(clean.to_numpy()) < 0).sum()) if len(clean) > 1 else 0
         return RatioEstimate(value=(k / n) if n > 0 else math.nan, lo95=lo, hi95=hi,
-                             successes=k, n=n,
-                             start=clean.index[0] if len(clean) else None,
-                             end=clean.index[-1] if len(clean) else None, resets=n_resets)
-    g = both.resample(grain, label="left", closed="right").sum(min_count=1)
+                             successes=k, n=n, start=start, end=end, resets=resets)
+    a = num_inc.resample(grain, label="left", closed="right").sum(min_count=1)
+    b = other_inc.resample(grain, label="left", closed="right").sum(min_count=1)
+    g = pd.concat([a.rename("a"), b.rename("b")], axis=1)
     k = g["a"].to_numpy(dtype=float)
     n = k + g["b"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -169,6 +166,36 @@ def ratio_from_counters(num: pd.Series, other: pd.Series, grain: str | None = No
                    for kk, nn in zip(np.nan_to_num(k), np.nan_to_num(n))]).reshape(-1, 2)
     return pd.DataFrame({"ratio": ratio, "lo95": ci[:, 0], "hi95": ci[:, 1],
                          "successes": k, "n": n}, index=g.index)
+
+
+def ratio_from_counters(num: pd.Series, other: pd.Series, grain: str | None = None, *,
+                        resets: Iterable | None = None):
+    """Ratio ``Δnum / (Δnum + Δother)`` from two counters of one instance (e.g. hits, misses).
+
+    See :func:`ratio_from_increases` for the result; ``resets`` are extra reset timestamps.
+    """
+    resets = list(resets) if resets is not None else None
+    clean = _clean(num)
+    n_resets = int((np.diff(clean.to_numpy()) < 0).sum()) if len(clean) > 1 else 0
+    return ratio_from_increases(counter_increase(num, resets=resets),
+                                counter_increase(other, resets=resets), grain, resets=n_resets,
+                                start=clean.index[0] if len(clean) else None,
+                                end=clean.index[-1] if len(clean) else None)
+
+
+def bucket_rate(s: pd.Series, grain: str, *, statistic: str = "mean",
+                resets: Iterable | None = None) -> pd.Series:
+    """Per-second rate of one counter per ``grain`` bucket (labelled by the bucket start).
+
+    ``mean``: the bucket's summed increase over its summed seconds (never an average of
+    per-interval rates); ``max``: the highest per-interval rate in the bucket (the peak).
+    """
+    inc = counter_increase(s, resets=resets)
+    secs = pd.Series(_seconds_between(_clean(s).index), index=inc.index)
+    if statistic == "max":
+        return (inc / secs.where(secs > 0)).resample(grain, label="left", closed="right").max()
+    return inc.resample(grain, label="left", closed="right").sum(min_count=1) / \
+        secs.resample(grain, label="left", closed="right").sum(min_count=1).where(lambda x: x > 0)
 
 
 def _rate_name(metric: str) -> str:
@@ -189,15 +216,13 @@ def rate_frame(frame: pd.DataFrame, grain: str | None = None) -> pd.DataFrame:
     flags = frame[(frame["metric"] == "redis_counter_reset") & (frame["value"] >= 1)]
     for (source, metric, labels), rows in counters.groupby(list(SERIES_KEY), sort=False):
         s = rows.set_index("timestamp")["value"]
-        inc = counter_increase(s, resets=flags.loc[flags["source"] == source, "timestamp"])
-        if inc.empty:
-            continue
-        c = _clean(s)
-        dt = pd.Series(_seconds_between(c.index), index=inc.index)
+        resets = flags.loc[flags["source"] == source, "timestamp"]
         if grain:
-            inc = inc.resample(grain, label="left", closed="right").sum(min_count=1)
-            dt = dt.resample(grain, label="left", closed="right").sum(min_count=1)
-        rate = (inc / dt.where(dt > 0)).dropna()
+            rate = bucket_rate(s, grain, resets=resets).dropna()
+        else:
+            rate = counter_rate(s, resets=resets).dropna()
+        if rate.empty:
+            continue
         out.append(pd.DataFrame({"timestamp": rate.index, "source": source,
                                  "metric": _rate_name(metric), "labels": labels,
                                  "value": rate.to_numpy(), "kind": "gauge", "unit": "per_second"}))

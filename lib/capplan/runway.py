@@ -28,7 +28,6 @@ import pandas as pd
 from capplan.errors import CapplanError, ConfigError, InsufficientData
 from capplan.evidence import load_series
 from capplan.findings import Finding, fmt, fmt_date
-from capplan.report import figures
 
 __all__ = ["CapacitySpec", "parse_capacity", "analyse_capacity", "RunwayOutcome"]
 
@@ -54,22 +53,29 @@ def parse_capacity(raw: list, *, path: str = "params") -> tuple[CapacitySpec, ..
     for i, item in enumerate(raw or []):
         key = f"capacity[{i}]"
         if not isinstance(item, dict):
-            raise ConfigError("each capacity entry must be a mapping", path=path, key=key)
+            raise ConfigError("each capacity entry must be a mapping", path=path, key=key,
+                              hint="e.g. {name: Redis memory, metric: redis_used_memory_bytes, "
+                                   "limit_metric: redis_maxmemory_bytes}")
         bad = set(item) - _ALLOWED
         if bad:
             raise ConfigError(f"unknown key(s) {sorted(bad)}", path=path, key=key,
                               hint=f"allowed keys: {', '.join(sorted(_ALLOWED))}")
         for req in ("name", "metric"):
             if not item.get(req):
-                raise ConfigError(f"'{req}' is required", path=path, key=key)
+                raise ConfigError(f"'{req}' is required", path=path, key=key,
+                                  hint="see the capacity entry in params/demo.yaml for the shape")
         if (item.get("limit") is None) == (item.get("limit_metric") is None):
             raise ConfigError("give exactly one of 'limit' (a constant) or 'limit_metric'",
-                              path=path, key=f"{key}.{item.get('name')}")
+                              path=path, key=f"{key}.{item.get('name')}",
+                              hint="limit: 68719476736 (in the metric's unit) or "
+                                   "limit_metric: redis_maxmemory_bytes")
         if item.get("limit") is not None and not isinstance(item["limit"], (int, float)):
-            raise ConfigError(f"'limit' must be a number, got {item['limit']!r}", path=path, key=key)
+            raise ConfigError(f"'limit' must be a number, got {item['limit']!r}", path=path, key=key,
+                              hint="write it in the metric's unit, e.g. bytes: 68719476736")
         stat = item.get("statistic", "mean")
         if stat not in ("mean", "max"):
-            raise ConfigError(f"'statistic' must be mean or max, got {stat!r}", path=path, key=key)
+            raise ConfigError(f"'statistic' must be mean or max, got {stat!r}", path=path, key=key,
+                              hint="max for peak-limited resources (connections, request rate)")
         b = item.get("bounds", [0, None])
         out.append(CapacitySpec(name=str(item["name"]), metric=str(item["metric"]),
                                 limit=None if item.get("limit") is None else float(item["limit"]),
@@ -110,6 +116,7 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
     reason in ``detail`` instead of a number.
     """
     from capplan.models.growth import fit_forecast, time_to_limit
+    from capplan.report import figures
 
     fid = f"runway.{_slug(spec.name)}"
     start = None if end is None else end - pd.Timedelta(days=lookback_days)
@@ -122,7 +129,13 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
     y = ev.series
     last_day = y[y.index > y.index.max() - pd.Timedelta(days=7 if spec.statistic == "max" else 1)]
     current = float(last_day.max() if spec.statistic == "max" else last_day.mean())
-    limit, limit_from = _limit_value(store, spec, start, end)
+    try:
+        limit, limit_from = _limit_value(store, spec, start, end)
+    except InsufficientData as exc:
+        return RunwayOutcome(Finding(fid, "runway", spec.name, metric=spec.metric, value=current,
+                                     unit=ev.unit, n=ev.n_samples, window=(ev.start, ev.end),
+                                     source=ev.source, status="insufficient data",
+                                     detail=f"no limit: {exc.message}"), None, None)
     base = dict(id=fid, section="runway", label=spec.name, metric=spec.metric, value=current,
                 unit=ev.unit, n=ev.n_samples, window=(ev.start, ev.end), source=ev.source)
     extra = {"limit": limit, "limit_source": limit_from, "statistic": spec.statistic,

@@ -10,7 +10,6 @@ the load test stands for (``load_metric``, e.g. ``pg_xact_commit_per_second``), 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,7 +120,7 @@ def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
     if load_metric:
         try:
             with_store = _instances_for_target(fit, run_dir, store, load_metric, load_multiplier,
-                                               latency_target_s, base)
+                                               latency_target_s)
         except CapplanError as exc:
             warnings.append(f"target load not computed: {exc.message}")
             with_store = []
@@ -130,11 +129,10 @@ def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
                   "95% interval": f.to_dict()["display"].get("interval") or "n/a"} for f in with_store]
     curve_n = np.linspace(1, max(float(pts["concurrency"].max()) * 1.5, 2), 120)
     curve = fit.predict(curve_n)
-    synthetic = False
+    # load points are measured (the demo's too: a real recorded sweep), never synthetic
     fig = figures.usl_figure(pts["concurrency"].to_numpy(float), pts["throughput_per_s"].to_numpy(float),
                              curve, title=f"Scalability: {origin}",
-                             unit_label="throughput (per second)", n_peak=fit.n_peak,
-                             synthetic=synthetic)
+                             unit_label="throughput (per second)", n_peak=fit.n_peak)
     fig_path = figures.save(fig, run_dir, "scaling_usl")
     meta = {"origin": origin, "fit": fit.to_dict(), "figure": fig_path,
             "points": pts[[c for c in ("concurrency", "throughput_per_s", "latency_mean_s",
@@ -143,38 +141,34 @@ def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
     return ScalingOutcome(points, pd.DataFrame(rows), fs, [fig_path], warnings)
 
 
-def _instances_for_target(fit, run_dir, store, load_metric, multiplier, latency_target_s, base):
+def _instances_for_target(fit, run_dir, store, load_metric, multiplier, latency_target_s):
     from capplan.models.queueing import instances_needed
     from capplan.pipeline import open_run_store
 
-    with open_run_store(store, run_dir) as st:
-        peak, info = _peak_today(st, load_metric)
-    if peak is None:
-        raise InsufficientData(f"no recent samples of {load_metric}")
-    target = peak * multiplier
     if not latency_target_s:
         raise InsufficientData("latency_target_s is needed to size instances",
                                hint="set latency_target_s (p95 target, seconds) in params")
-    res = instances_needed(target, latency_target_s, fit)
-    k = res.instances
-    ev = dict(base)
-    ev.update(window=tuple(info.get("window") or (None, None)), source=info.get("source"),
-              n=info.get("n"))
+    with open_run_store(store, run_dir) as st:
+        peak, info = _peak_today(st, load_metric)
+    if peak is None:
+        raise InsufficientData(f"no samples of {load_metric} in the last 7 days",
+                               hint="collect it, or set load_metric to a stored quantity")
+    target = peak * multiplier
+    plan = instances_needed(target, latency_target_s, fit)
+    # the evidence behind today's peak: the store's last 7 days of load_metric
+    ev = dict(section="scaling", window=tuple(info["window"]), source=info["source"], n=info["n"],
+              metric=load_metric, status="info")
     return [
-        Finding("scaling.peak_today", "scaling", f"Today's peak {load_metric} (last 7 days)",
-                value=peak, unit="per_second", status="info", metric=load_metric,
-                **{k2: v for k2, v in ev.items() if k2 != "section"}),
-        Finding("scaling.target_load", "scaling", f"Target load ({multiplier:g}× today's peak)",
-                value=target, unit="per_second", status="info", metric=load_metric,
-                **{k2: v for k2, v in ev.items() if k2 != "section"}),
-        Finding("scaling.instances_needed", "scaling",
-                f"Instances needed for {multiplier:g}× today's peak", value=float(k) if k is not None
-                else math.nan, unit="count", status="info" if k is not None else "insufficient data",
-                detail=f"{res.method}: {res.concurrency_per_instance} concurrent per instance at "
-                       f"{res.utilization * 100:.0f}% utilisation, p95 response "
-                       f"{fmt(res.response_target_quantile_s, 'seconds')} against the "
+        Finding("scaling.peak_today", label=f"Today's peak {load_metric} (last 7 days)",
+                value=peak, unit="per_second", **ev),
+        Finding("scaling.target_load", label=f"Target load ({multiplier:g}× today's peak)",
+                value=target, unit="per_second", **ev),
+        Finding("scaling.instances_needed", label=f"Instances needed for {multiplier:g}× today's peak",
+                value=float(plan.instances), unit="count",
+                detail=f"{plan.method}: {plan.concurrency_per_instance} concurrent per instance at "
+                       f"{plan.utilization * 100:.0f}% utilisation, p95 response "
+                       f"{fmt(plan.response_target_quantile_s, 'seconds')} against the "
                        f"{fmt(latency_target_s, 'seconds')} target",
                 extra={"multiplier": multiplier, "latency_target_s": latency_target_s,
-                       "plan": res.to_dict()},
-                **{k2: v for k2, v in ev.items() if k2 != "section"}),
+                       "plan": plan.to_dict()}, **ev),
     ]

@@ -50,29 +50,32 @@ def _target_text(t) -> str:
 
 
 def _evaluate_window(st, t, start, end):
-    """TargetStatus of a threshold target on one window (or None when no data)."""
+    """(TargetStatus, window, samples or None) of a threshold target on one window.
+
+    Raises :class:`InsufficientData` when the window holds no samples of the metric.
+    """
     from capplan.evidence import RATIOS, SUMS, load_ratio, load_series
     from capplan.targets import evaluate_proportion, evaluate_samples
 
     if t.metric in RATIOS or t.statistic == "ratio":
         est = load_ratio(st, t.metric, start=start, end=end, source=t.source)
-        return evaluate_proportion(est.successes, est.n, t), (est.start, est.end), est.n, None
+        return evaluate_proportion(est.successes, est.n, t), (est.start, est.end), None
     if t.metric.endswith("_per_second") or t.metric in SUMS:
-        ev = load_series(st, t.metric, start=start, end=end, grain="5min", source=t.source)
-        samples, n_raw = ev.series.to_numpy(), ev.n_samples
+        samples = load_series(st, t.metric, start=start, end=end, grain="5min",
+                              source=t.source).series.to_numpy()
     else:
         raw = st.query(t.metric, source=t.source, start=start, end=end)
         if raw.empty:
-            raise InsufficientData(f"no samples of '{t.metric}' in the window")
-        samples, n_raw = raw.sort_values("timestamp")["value"].to_numpy(), len(raw)
-    status = evaluate_samples(samples, t)
-    return status, (start, end), n_raw, samples
+            raise InsufficientData(f"no samples of '{t.metric}' between {fmt_date(start)} and "
+                                   f"{fmt_date(end)}", hint="check the metric name and the windows")
+        samples = raw.sort_values("timestamp")["value"].to_numpy()
+    return evaluate_samples(samples, t), (start, end), samples
 
 
 def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_days: int,
                      run_dir: Path, synthetic: bool) -> list[Finding]:
     """One finding per target: current status (with interval, n) and the baseline beside it."""
-    from capplan.evidence import counter_cumulative, counter_total
+    from capplan.evidence import counter_increases
     from capplan.report import figures
     from capplan.slo import evaluate_slo_target
 
@@ -85,22 +88,17 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
             if t.is_slo:
                 span = min(t.window, end - start)
                 w0 = end - span
-                src = t.source
-                total, n_total = counter_total(st, t.total_metric, start=w0, end=end, source=src)
-                if t.bad_metric:
-                    bad, _ = counter_total(st, t.bad_metric, start=w0, end=end, source=src)
-                    good = total - bad
-                else:
-                    good, _ = counter_total(st, t.good_metric, start=w0, end=end, source=src)
+                tot = counter_increases(st, t.total_metric, start=w0, end=end, source=t.source)
+                part = counter_increases(st, t.bad_metric or t.good_metric, start=w0, end=end,
+                                         source=t.source)
+                total = tot.total
+                good = total - part.total if t.bad_metric else part.total
                 s = evaluate_slo_target(t, good, total, span, as_of=end)
                 d = s.to_dict()
                 fig = None
                 if s.budget_fraction and total > 0:
-                    cum_total = counter_cumulative(st, t.total_metric, start=w0, end=end, source=src)
-                    cum_bad = (counter_cumulative(st, t.bad_metric, start=w0, end=end, source=src)
-                               if t.bad_metric else
-                               cum_total - counter_cumulative(st, t.good_metric, start=w0, end=end,
-                                                              source=src))
+                    cum_total = tot.cumulative()
+                    cum_bad = part.cumulative() if t.bad_metric else cum_total - part.cumulative()
                     elapsed = (cum_total.index - w0) / t.window
                     allowed = s.budget_fraction * cum_total / np.maximum(elapsed, 1e-9)
                     remaining = (1 - cum_bad / allowed.replace(0, np.nan)).dropna()
@@ -117,9 +115,9 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
                                        "budget_remaining": "n/a" if s.consumed_fraction is None
                                        else f"{max(0.0, 1 - s.consumed_fraction) * 100:.0f}%"}}))
                 continue
-            cur, window, n, cur_samples = _evaluate_window(st, t, cur_start, end)
+            cur, window, cur_samples = _evaluate_window(st, t, cur_start, end)
             try:
-                base, _bw, _bn, base_samples = _evaluate_window(st, t, start, base_end)
+                base, _bw, base_samples = _evaluate_window(st, t, start, base_end)
             except InsufficientData:
                 base, base_samples = None, None
             fig = None
@@ -142,7 +140,7 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
                        "baseline_window": [start, base_end], "target": t.to_dict(),
                        "critical": cur.critical, "figure": fig,
                        "display": {"target": _target_text(t), "baseline": base_disp}}))
-        except (CapplanError, ValueError, KeyError) as exc:
+        except (CapplanError, ValueError) as exc:  # no data, or counts the SLO math refuses
             msg = getattr(exc, "message", None) or str(exc)
             out.append(Finding(fid, "targets", t.name, metric=t.metric, status="insufficient evidence",
                                detail=msg,

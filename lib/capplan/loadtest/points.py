@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import DataContractError
-from capplan.frame import make_frame, parse_labels
+from capplan.frame import make_frame, parse_labels, to_utc
 
 __all__ = [
     "POINT_COLUMNS",
@@ -98,13 +98,7 @@ def make_points(records: Iterable[Mapping[str, object]] | pd.DataFrame) -> pd.Da
                               else str(v)).astype(object)
     for col in NUMERIC_COLUMNS:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-    ts = df["started_at"]
-    if len(df) and pd.api.types.is_numeric_dtype(ts):
-        ts = pd.to_datetime(ts, unit="s", utc=True)
-    else:
-        ts = pd.to_datetime(ts, utc=True, errors="coerce", format="mixed") if len(df) else \
-            pd.to_datetime(ts, utc=True)
-    df["started_at"] = ts.astype("datetime64[ns, UTC]")
+    df["started_at"] = to_utc(df["started_at"])
     return df.reset_index(drop=True)
 
 
