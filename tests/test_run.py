@@ -110,3 +110,20 @@ def test_run_timeout_stops_the_pipeline_and_fails(tmp_path):
     assert res.status == "failed"
     assert any("timeout" in (n["error"] or "").lower() for n in res.notebooks), res.notebooks
     assert not (tmp_path / "demo" / "latest").exists()
+
+
+def test_scrub_notebook_masks_secrets_and_keeps_valid_json(tmp_path):
+    from capplan.run import scrub_notebook
+
+    nb = {"metadata": {"papermill": {"input_path": "/home/alice/nb.ipynb", "output_path": "/x/o.ipynb",
+                                     "environment_variables": {"PGPASSWORD": "Lit3ral"}}},
+          "cells": [{"outputs": [{"text": "redis://:Sekr3t@h:6379/0 and host=h password=abc"},
+                                 {"text": "token Lit3ral here"}]}]}
+    p = tmp_path / "nb.ipynb"
+    p.write_text(json.dumps(nb))
+    scrub_notebook(p, secret_values=("Lit3ral",))
+    text = p.read_text()
+    out = json.loads(text)  # still valid JSON
+    assert "Sekr3t" not in text and "abc" not in text and "Lit3ral" not in text
+    assert "alice" not in text and "environment_variables" not in text
+    assert out["cells"][0]["outputs"][1]["text"] == "token *** here"

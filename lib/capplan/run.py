@@ -98,32 +98,36 @@ def _versions() -> dict[str, str]:
 def scrub_notebook(path: Path, *, secret_values: tuple[str, ...] = ()) -> None:
     """Remove what papermill copies into an executed notebook that may leak (gotcha 27).
 
-    Absolute input/output paths become file names, the environment snapshot is dropped, and any
-    given secret value is replaced wherever it appears.  Parameters themselves are kept: params
-    files hold no secrets by construction (:func:`capplan.params.check_no_secrets`).
+    Absolute input/output paths become file names, the environment snapshot is dropped, and
+    :func:`capplan.credentials.scrub` masks URL and conninfo passwords and every given secret
+    value wherever they appear.  Parameters themselves are kept: params files hold no secrets
+    by construction (:func:`capplan.params.check_no_secrets`).
     """
+    from capplan.credentials import scrub
+
     nb = json.loads(path.read_text(encoding="utf-8"))
     pm = nb.get("metadata", {}).get("papermill", {})
     for key in ("input_path", "output_path"):
         if pm.get(key):
             pm[key] = Path(pm[key]).name
     pm.pop("environment_variables", None)
-    text = json.dumps(nb, indent=1, ensure_ascii=False)
-    for value in secret_values:
-        if value:
-            text = text.replace(value, "***")
-    path.write_text(text + "\n", encoding="utf-8")
+    def clean(obj):  # string by string, so a masked value can never break the JSON around it
+        if isinstance(obj, str):
+            return scrub(obj, secret_values)
+        if isinstance(obj, list):
+            return [clean(v) for v in obj]
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items()}
+        return obj
+
+    path.write_text(json.dumps(clean(nb), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _env_secrets() -> tuple[str, ...]:
     """Values of password-like environment variables, so they can be scrubbed from outputs."""
     keys = [k for k in os.environ if any(w in k.upper() for w in ("PASSWORD", "SECRET", "TOKEN"))]
-    vals = [os.environ[k] for k in keys if len(os.environ[k]) >= 4]
-    for k in ("REDIS_URL", "DATABASE_URL"):
-        v = os.environ.get(k, "")
-        if "@" in v and ":" in v.split("@")[0]:
-            vals.append(v.split("@")[0].rsplit(":", 1)[-1])
-    return tuple(vals)
+    # passwords inside URLs (REDIS_URL, url_env variables) are masked by scrub() by their shape
+    return tuple(os.environ[k] for k in keys if len(os.environ[k]) >= 4)
 
 
 def _new_run_id() -> str:
