@@ -13,8 +13,8 @@ import json
 import statistics
 import time
 
-from capplan.demo import generate_demo
-from capplan.frame import validate_frame
+from capplan.collect.demo import generate_demo
+from capplan.core.frame import validate_frame
 
 RUNS = 5
 

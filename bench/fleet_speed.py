@@ -2,8 +2,8 @@
 
 1. Growth fits (``fit_forecast`` + ``time_to_limit``, horizon 168 h) for 10,000 hourly series of
    90 days (2,160 points) through a Dask LocalCluster of 2 worker processes (1 thread each), the
-   same client code as ``capplan fleet`` (:func:`capplan.fleet.dask_client`,
-   :func:`capplan.fleet.map_tasks`).  Series are batched 100 per task: per-series tasks would
+   same client code as ``capplan fleet`` (:func:`capplan.runner.fleet.dask_client`,
+   :func:`capplan.runner.fleet.map_tasks`).  Series are batched 100 per task: per-series tasks would
    spend more time in scheduler overhead than in fitting.
 2. The speed-up from one worker to two on a 1,000-series subset (same chunks).
 
@@ -73,7 +73,7 @@ def fit_chunk(bounds: tuple[int, int]) -> dict:
 
 
 def run(n_series: int, chunk: int, workers: int, progress: bool = True) -> tuple[float, dict]:
-    from capplan.fleet import dask_client, map_tasks
+    from capplan.runner.fleet import dask_client, map_tasks
 
     chunks = [(lo, min(lo + chunk, n_series)) for lo in range(0, n_series, chunk)]
     with dask_client("", workers=workers) as client:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from capplan.models.growth import fit_forecast
-from capplan.seriesio import read_series_csv
+from capplan.collect.files import read_series_csv
 
 M = 24
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from capplan.models.growth import fit_forecast, fit_many
-from capplan.seriesio import read_series_csv
+from capplan.collect.files import read_series_csv
 
 N_POINTS = 2000
 HORIZON = 168

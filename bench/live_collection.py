@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT / "tests"))   # the private-server helpers live with
 
 from fixtures.collect.servers import PrivateRedis, unique  # noqa: E402
 
-from capplan import rates  # noqa: E402
+from capplan.core import rates  # noqa: E402
 from capplan.collect import create  # noqa: E402
 from capplan.collect.loop import collect  # noqa: E402
-from capplan.frame import parse_labels  # noqa: E402
+from capplan.core.frame import parse_labels  # noqa: E402
 from capplan.store import open_store  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """How long the demo report takes, against the floor of a bare papermill run.
 
-Runs ``params/demo.yaml`` through :func:`capplan.run.run_report` three times (median), and a
+Runs ``params/demo.yaml`` through :func:`capplan.runner.run.run_report` three times (median), and a
 one-cell notebook through papermill three times (the floor: kernel start + one cell + save).
 Prints per-notebook medians and their ratio to the floor; the last line is one JSON object
 ``{"total_s", "floor_s", "max_ratio_per_notebook", ...}``.
@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 
-from capplan.run import run_report
+from capplan.runner.run import run_report
 
 ROOT = Path(__file__).resolve().parents[1]
 REPEATS = 3

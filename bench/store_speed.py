@@ -27,7 +27,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from capplan.frame import labels_key
+from capplan.core.frame import labels_key
 from capplan.store import open_store
 
 N_SERIES = 20

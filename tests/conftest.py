@@ -98,7 +98,7 @@ def python_exe() -> str:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """One real papermill run of params/demo.yaml into a temporary outputs folder."""
-    from capplan.run import run_report
+    from capplan.runner.run import run_report
 
     out = tmp_path_factory.mktemp("outputs")
     res = run_report(ROOT / "params" / "demo.yaml", outputs=out, cell_timeout_s=300)

@@ -1,4 +1,4 @@
-"""capplan.alerts: rules that promtool accepts, whose thresholds are the params' and really fire."""
+"""capplan.runner.alerts: rules that promtool accepts, whose thresholds are the params' and really fire."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from capplan.alerts import BURN_WINDOWS, alerts_from_params, build_rules, quantity_expr, write_rules
+from capplan.runner.alerts import BURN_WINDOWS, alerts_from_params, build_rules, quantity_expr, write_rules
 from capplan.errors import ConfigError
-from capplan.fleet import notebook_defaults
-from capplan.params import load_params
-from capplan.runway import parse_capacity
-from capplan.targets import parse_targets
+from capplan.runner.fleet import notebook_defaults
+from capplan.runner.params import load_params
+from capplan.analysis.runway import parse_capacity
+from capplan.analysis.targets import parse_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "params" / "demo.yaml"

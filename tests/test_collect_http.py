@@ -12,7 +12,7 @@ from capplan.collect import create, exporters
 from capplan.collect.http import (HttpProbe, MetricsEndpoint, parse_exposition, redact_url,
                                   scrape_metrics)
 from capplan.errors import ConfigError, ParseError, SourceUnavailable
-from capplan.frame import KINDS, UNITS, parse_labels, select, validate_frame
+from capplan.core.frame import KINDS, UNITS, parse_labels, select, validate_frame
 from httpservers import LocalServer, SilentSocket, closed_port
 
 PROM = "prometheus"

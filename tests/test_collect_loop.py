@@ -18,7 +18,7 @@ from capplan.cli import main as cli_main
 from capplan.collect._common import build_frame
 from capplan.collect.loop import build_collectors, collect, collect_settings
 from capplan.errors import ConfigError, SourceUnavailable, StoreError
-from capplan.frame import concat_frames, labels_key, validate_frame
+from capplan.core.frame import concat_frames, labels_key, validate_frame
 from capplan.store import open_store
 from fixtures.collect.servers import PrivateRedis
 

@@ -10,11 +10,11 @@ import pandas as pd
 import psycopg
 import pytest
 
-from capplan import rates
+from capplan.core import rates
 from capplan.collect import create
 from capplan.collect.postgres import BACKEND_STATES, PostgresCollector
 from capplan.errors import ConfigError, SourceUnavailable
-from capplan.frame import labels_key, parse_labels, series, validate_frame
+from capplan.core.frame import labels_key, parse_labels, series, validate_frame
 from fixtures.collect.servers import PrivateCluster, SilentServer, free_port, unique
 
 

@@ -22,8 +22,8 @@ from capplan.collect import create, exporters
 from capplan.collect import prometheus as prom
 from capplan.collect.http import scrape_metrics
 from capplan.errors import ConfigError, SourceUnavailable
-from capplan.frame import parse_labels, select, series, validate_frame
-from capplan.rates import counter_increase, counter_rate, ratio_from_counters
+from capplan.core.frame import parse_labels, select, series, validate_frame
+from capplan.core.rates import counter_increase, counter_rate, ratio_from_counters
 from httpservers import LocalServer, SilentSocket, closed_port
 from promstack import PromStack, StackError
 

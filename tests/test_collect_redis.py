@@ -6,11 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from capplan import rates
+from capplan.core import rates
 from capplan.collect import create
 from capplan.collect.redis import INFO_FIELDS, RedisCollector
 from capplan.errors import ConfigError, SourceUnavailable
-from capplan.frame import labels_key, parse_labels, series, validate_frame
+from capplan.core.frame import labels_key, parse_labels, series, validate_frame
 from fixtures.collect.servers import PrivateRedis, SilentServer, free_port
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from capplan.credentials import (
+from capplan.core.credentials import (
     DEFAULT_REDIS_URL,
     load_profile,
     pg_password,

@@ -1,4 +1,4 @@
-"""capplan.demo: the SYNTHETIC demo history is deterministic, valid and shaped as documented."""
+"""capplan.collect.demo: the SYNTHETIC demo history is deterministic, valid and shaped as documented."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capplan import demo
+from capplan.collect import demo
 from capplan.cli import main
 from capplan.errors import ConfigError
-from capplan.frame import COLUMNS, SERIES_KEY, labels_key, make_frame, validate_frame
+from capplan.core.frame import COLUMNS, SERIES_KEY, labels_key, make_frame, validate_frame
 
 N_SERIES = len(demo.DEMO_SERIES)
 SAMPLES = 90 * 288

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from capplan.cli import build_parser
-from capplan.fleet import load_fleet
+from capplan.runner.fleet import load_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))

@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capplan.demo import generate_demo
+from capplan.collect.demo import generate_demo
 from capplan.errors import InsufficientData
-from capplan.evidence import counter_increases, load_ratio, load_series
+from capplan.analysis.evidence import counter_increases, load_ratio, load_series
 from capplan.store import open_store
 
 

@@ -1,4 +1,4 @@
-"""capplan.fleet: per-service reports and a ranked fleet summary, fanned out on Dask."""
+"""capplan.runner.fleet: per-service reports and a ranked fleet summary, fanned out on Dask."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from capplan.errors import ConfigError
-from capplan.fleet import dask_client, discovery_query, load_fleet, map_tasks, run_fleet
-from capplan.fleet_summary import rank_risks
+from capplan.runner.fleet import dask_client, discovery_query, load_fleet, map_tasks, run_fleet
+from capplan.report.fleet_document import rank_risks
 
 ROOT = Path(__file__).resolve().parents[1]
 FLEET_DEMO = ROOT / "params" / "fleets" / "fleet-demo.yaml"
@@ -185,7 +185,7 @@ def test_cli_fleet_bad_params_exit_2(tmp_path):
 def test_discovery_on_a_real_prometheus(redis_url, pg_dsn, monkeypatch):
     """One service per value of the label: Prometheus scraping redis_exporter and
     postgres_exporter (jobs redis, postgres) gives two services in mode prometheus."""
-    from capplan.fleet import discover_services
+    from capplan.runner.fleet import discover_services
     from promstack import PromStack, StackError
 
     st = PromStack(redis_url, pg_dsn, scrape_interval_s=1.0)

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from capplan.errors import DataContractError
-from capplan.frame import COLUMNS, labels_key, make_frame, parse_labels, select, series, validate_frame
+from capplan.core.frame import COLUMNS, labels_key, make_frame, parse_labels, select, series, validate_frame
 
 
 def _rec(**kw):

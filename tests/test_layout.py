@@ -40,7 +40,7 @@ def test_notebooks_are_thin_stripped_and_have_one_parameters_cell(path):
         assert not c.get("outputs") and not c.get("execution_count"), "commit notebooks stripped"
         assert not re.search(r"^\s*(def|class)\s", src, re.M), "logic belongs in lib/"
         assert "sys.path" not in src
-    from capplan.params import notebook_parameters
+    from capplan.runner.params import notebook_parameters
 
     for name, spec in notebook_parameters(path.stem).items():
         assert spec["type"] not in ("None", ""), f"{name}: annotate its type"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from capplan.frame import validate_frame
+from capplan.core.frame import validate_frame
 from capplan.loadtest import demo_pgbench_sweep, demo_pgbench_sweep_info, points_to_frame
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from capplan.errors import DataContractError
-from capplan.frame import validate_frame
+from capplan.core.frame import validate_frame
 from capplan.loadtest import (POINT_COLUMNS, frame_to_points, make_points, points_to_frame,
                               read_loadtest)
 

@@ -4,7 +4,7 @@ import os
 
 import papermill as pm
 
-from capplan.params import PIPELINE, notebooks_dir
+from capplan.runner.params import PIPELINE, notebooks_dir
 
 
 def test_notebooks_run_in_order_with_their_defaults(tmp_path, monkeypatch):

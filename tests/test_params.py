@@ -7,7 +7,7 @@ import yaml
 from papermill.inspection import inspect_notebook
 
 from capplan.errors import ConfigError
-from capplan.params import PIPELINE, RUNNER_KEYS, load_params
+from capplan.runner.params import PIPELINE, RUNNER_KEYS, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = sorted((ROOT / "params").glob("*.yaml"))
@@ -78,7 +78,7 @@ def test_cli_run_with_misspelled_key_fails_fast_naming_key_and_file(tmp_path):
 
 @pytest.mark.parametrize("nb", PIPELINE)
 def test_fast_parameter_reader_agrees_with_papermill(nb):
-    from capplan.params import notebook_parameters
+    from capplan.runner.params import notebook_parameters
 
     ours = notebook_parameters(nb)
     theirs = inspect_notebook(str(ROOT / "notebooks" / f"{nb}.ipynb"))

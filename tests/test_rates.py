@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capplan.frame import make_frame
-from capplan.rates import (counter_increase, counter_rate, rate_frame, ratio_from_counters,
+from capplan.core.frame import make_frame
+from capplan.core.rates import (counter_increase, counter_rate, rate_frame, ratio_from_counters,
                            resets_from_start_time, wilson_interval)
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")

@@ -198,7 +198,7 @@ def test_summary_missing_data_and_mismatches():
 
 
 def test_summary_accepts_finding_dicts():
-    from capplan.findings import Finding
+    from capplan.analysis.findings import Finding
 
     before = Finding(id="api_p95", section="baseline", label="API p95 latency", value=0.2,
                      unit="seconds", interval=(0.19, 0.21), n=4000, status="meets").to_dict()

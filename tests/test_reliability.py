@@ -173,7 +173,7 @@ def test_kill_9_during_a_run_keeps_the_previous_report_and_the_store(fast_params
     # the store is consistent and holds exactly what the good run left (re-appends replace)
     assert _store_state(store_path) == before
     # the kernel released the dead run's lock: a new run can start at once
-    from capplan.run import RunLock
+    from capplan.runner.run import RunLock
 
     with RunLock(name_dir, wait_s=0):
         pass

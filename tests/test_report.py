@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from capplan.findings import Finding
+from capplan.analysis.findings import Finding
 from capplan.report.document import SECTION_TITLES, build_document
 from capplan.report.render import to_html, to_markdown
-from capplan.run import run_report
-from capplan.targets import evaluate_proportion, parse_targets
+from capplan.runner.run import run_report
+from capplan.analysis.targets import evaluate_proportion, parse_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = re.compile(r"(?<![\w.])\d[\d,]*\.?\d*")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from capplan.run import prune_runs, run_report
+from capplan.runner.run import prune_runs, run_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_prune_keeps_newest_and_latest(tmp_path):
 
 def test_a_second_run_of_the_same_params_waits_then_fails_with_the_lock_message(tmp_path):
     from capplan.errors import LockBusy
-    from capplan.run import RunLock
+    from capplan.runner.run import RunLock
 
     name_dir = tmp_path / "demo"
     name_dir.mkdir()
@@ -113,7 +113,7 @@ def test_run_timeout_stops_the_pipeline_and_fails(tmp_path):
 
 
 def test_scrub_notebook_masks_secrets_and_keeps_valid_json(tmp_path):
-    from capplan.run import scrub_notebook
+    from capplan.runner.run import scrub_notebook
 
     nb = {"metadata": {"papermill": {"input_path": "/home/alice/nb.ipynb", "output_path": "/x/o.ipynb",
                                      "environment_variables": {"PGPASSWORD": "Lit3ral"}}},

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import psycopg
 
-from capplan.run import run_report
+from capplan.runner.run import run_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "collect"))
 from servers import PrivateCluster, PrivateRedis  # noqa: E402

@@ -1,4 +1,4 @@
-"""capplan.seriesio.read_series_csv: the timestamp,value input of `forecast` and `runway`."""
+"""capplan.collect.files.read_series_csv: the timestamp,value input of `forecast` and `runway`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from capplan.errors import ParseError
-from capplan.seriesio import read_series_csv
+from capplan.collect.files import read_series_csv
 
 
 def write(tmp_path, text, name="s.csv"):

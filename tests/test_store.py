@@ -16,7 +16,7 @@ import pytest
 import capplan.store._common as common
 import capplan.store.sqlite as sqlite_store
 from capplan.errors import ConfigError, DataContractError, StoreError
-from capplan.frame import COLUMNS, SERIES_KEY, make_frame
+from capplan.core.frame import COLUMNS, SERIES_KEY, make_frame
 from capplan.store import Store, downsample, open_store
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")

@@ -10,7 +10,7 @@ import yaml
 
 from capplan.cli import main
 from capplan.loadtest.sweep import drop_pgbench_database
-from capplan.run import run_report
+from capplan.runner.run import run_report
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = "1,2,4,8,12,16,24,32"

@@ -13,8 +13,8 @@ from statsmodels.stats.proportion import proportion_confint
 
 from capplan.errors import ConfigError
 from capplan.models.percentiles import percentile_interval, percentile_min_samples
-from capplan.slo import evaluate_slo, evaluate_slo_target
-from capplan.targets import (STATUSES, Target, evaluate_proportion, evaluate_samples,
+from capplan.analysis.slo import evaluate_slo, evaluate_slo_target
+from capplan.analysis.targets import (STATUSES, Target, evaluate_proportion, evaluate_samples,
                              evaluate_value, parse_targets, sort_findings)
 
 PARAMS = "params/demo.yaml"
@@ -303,9 +303,9 @@ def test_findings_sort_most_severe_first(targets):
 def test_the_docstring_params_example_parses():
     import yaml
 
-    import capplan.targets
+    import capplan.analysis.targets
 
-    doc = capplan.targets.__doc__
+    doc = capplan.analysis.targets.__doc__
     block = doc[doc.index("    targets:"):doc.index("\n\n", doc.index("    targets:"))]
     raw = yaml.safe_load(block)["targets"]
     parsed = parse_targets(raw, path="docstring")

@@ -7,7 +7,7 @@ The public surface is small; everything else is reached through its module
 from capplan.errors import (CapplanError, ConfigError, DataContractError, FitError,
                             InsufficientData, OutputError, ParseError, RunError, SourceUnavailable,
                             StoreError)
-from capplan.frame import make_frame, validate_frame
+from capplan.core.frame import make_frame, validate_frame
 
 __version__ = "0.1.0"
 

@@ -38,7 +38,7 @@ def add_run(sub) -> None:
 
 
 def cmd_run(args) -> int:
-    from capplan.run import run_report
+    from capplan.runner.run import run_report
 
     res = run_report(args.params, outputs=args.outputs, cell_timeout_s=args.cell_timeout,
                      run_timeout_s=args.run_timeout, wait_s=args.wait, keep=args.keep,
@@ -56,8 +56,8 @@ def cmd_run(args) -> int:
 def add_demo(sub) -> None:
     p = sub.add_parser("demo", help="write the SYNTHETIC demo history (CSV or store)",
                        description="Generate the deterministic SYNTHETIC DEMO DATA history "
-                                   "(capplan.demo) and write it as a contract CSV or into a store.")
-    p.add_argument("--seed", type=int, help="random seed (default: capplan.demo.DEFAULT_SEED, 7)")
+                                   "(capplan.collect.demo) and write it as a contract CSV or into a store.")
+    p.add_argument("--seed", type=int, help="random seed (default: capplan.collect.demo.DEFAULT_SEED, 7)")
     p.add_argument("--days", type=int, help="days of history (default 90)")
     p.add_argument("--end", help="end of the window, exclusive, UTC (default 2026-11-01T00:00:00Z)")
     where = p.add_mutually_exclusive_group(required=True)
@@ -67,7 +67,7 @@ def add_demo(sub) -> None:
 
 
 def cmd_demo(args) -> int:
-    from capplan.demo import DEMO_LABEL, generate_demo, write_frame_csv
+    from capplan.collect.demo import DEMO_LABEL, generate_demo, write_frame_csv
 
     given = {k: getattr(args, k) for k in ("seed", "days", "end") if getattr(args, k) is not None}
     frame = generate_demo(**given)
@@ -107,7 +107,7 @@ def add_collect(sub) -> None:
 
 def cmd_collect(args) -> int:
     from capplan.collect.loop import build_collectors, collect, collect_settings
-    from capplan.params import load_params
+    from capplan.runner.params import load_params
     from capplan.store import open_store
 
     raw = load_params(args.params).values   # unknown keys, wrong types and secrets refused
@@ -140,7 +140,7 @@ def _growth_common(p) -> None:
 
 def _growth_fit(args):
     from capplan.models.growth import fit_forecast
-    from capplan.seriesio import read_series_csv
+    from capplan.collect.files import read_series_csv
 
     y = read_series_csv(args.file)
     y.name = args.file
@@ -448,7 +448,7 @@ def add_fleet(sub) -> None:
                        description="Analyse every service of a fleet params file (a list, or a "
                                    "label selector on Prometheus) on a Dask cluster and write one "
                                    "report per service plus fleet.md/.html/.json ranking the top "
-                                   "risks (capplan.fleet.run_fleet).  Exit codes: 0 all services "
+                                   "risks (capplan.runner.fleet.run_fleet).  Exit codes: 0 all services "
                                    "ok, 1 none produced a report, 2 bad params, 3 some failed or "
                                    "had degraded data.")
     p.add_argument("params", metavar="PARAMS", help="fleet params YAML, e.g. params/fleets/fleet-demo.yaml")
@@ -465,7 +465,7 @@ def add_fleet(sub) -> None:
 
 
 def cmd_fleet(args) -> int:
-    from capplan.fleet import run_fleet
+    from capplan.runner.fleet import run_fleet
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}", key="--workers")
@@ -484,7 +484,7 @@ def cmd_fleet(args) -> int:
 def add_alerts(sub) -> None:
     p = sub.add_parser("alerts", help="Prometheus alerting rules from the params' targets and capacity",
                        description="Write the targets, SLOs and capacity limits of a params file as "
-                                   "Prometheus alerting rules (capplan.alerts): the thresholds of "
+                                   "Prometheus alerting rules (capplan.runner.alerts): the thresholds of "
                                    "the handoff document are the ones that page.  Check the output "
                                    "with: promtool check rules FILE.")
     p.add_argument("params", metavar="PARAMS", help="params YAML of a capplan run, e.g. params/demo.yaml")
@@ -499,7 +499,7 @@ def add_alerts(sub) -> None:
 
 
 def cmd_alerts(args) -> int:
-    from capplan.alerts import alerts_from_params, rules_yaml, write_rules
+    from capplan.runner.alerts import alerts_from_params, rules_yaml, write_rules
 
     by = tuple(x.strip() for x in args.by.split(",") if x.strip())
     rules = alerts_from_params(args.params, selector=args.selector.strip().strip("{}"), by=by,

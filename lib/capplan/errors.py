@@ -79,8 +79,8 @@ class DataContractError(CapplanError):
             ex = v.get("examples")
             lines.append(f"  - column '{v['column']}': {v['reason']}" + (f" (e.g. {ex})" if ex else ""))
         super().__init__("\n".join(lines),
-                         hint="build frames with capplan.frame.make_frame() and see "
-                              "capplan.frame.COLUMNS for the contract")
+                         hint="build frames with capplan.core.frame.make_frame() and see "
+                              "capplan.core.frame.COLUMNS for the contract")
 
 
 class ParseError(CapplanError):

@@ -1,7 +1,7 @@
 """Collectors, one module per data source, registered by name.
 
 A collector is created from a params section (``{"source": "redis", "name": "cache", ...}``) and
-returns contract frames (:mod:`capplan.frame`).  Params say ``source: redis``; adding a backend is
+returns contract frames (:mod:`capplan.core.frame`).  Params say ``source: redis``; adding a backend is
 one class and one :func:`register` call in its module.  Nothing connects at import time: clients
 are created lazily on the first :meth:`Collector.snapshot` and may be injected.
 """

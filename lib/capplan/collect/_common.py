@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import ConfigError
-from capplan.frame import COLUMNS, labels_key
+from capplan.core.frame import COLUMNS, labels_key
 
 #: One sample before it becomes a frame row: (metric, labels, value, kind, unit).
 Row = tuple[str, Mapping[str, object] | None, float, str, str]
@@ -18,7 +18,7 @@ Row = tuple[str, Mapping[str, object] | None, float, str, str]
 def build_frame(ts_epoch: float, source: str, rows: Iterable[Row]) -> pd.DataFrame:
     """A contract frame for one read of one source (all rows share ``ts_epoch``, seconds UTC).
 
-    Built column-wise rather than through :func:`capplan.frame.make_frame` because snapshots are
+    Built column-wise rather than through :func:`capplan.core.frame.make_frame` because snapshots are
     on the collection hot path (bench/collect_cost.py); the tests validate every frame.
     Values are converted with ``float()`` so a stray ``Decimal``/``int`` never reaches a frame.
     """

@@ -219,7 +219,7 @@ def lookup(sample_name: str, family_type: str | None = None) -> MetricMap | None
 
 
 def label_text(labels: Mapping[str, object]) -> str:
-    """Sorted compact JSON of a label set (the same text as :func:`capplan.frame.labels_key`)."""
+    """Sorted compact JSON of a label set (the same text as :func:`capplan.core.frame.labels_key`)."""
     return json.dumps({str(k): str(v) for k, v in labels.items()}, sort_keys=True,
                       separators=(",", ":"), ensure_ascii=False)
 

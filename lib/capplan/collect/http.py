@@ -28,7 +28,7 @@ Two collectors are registered:
   * ``http_probe_requests_total{url,status}`` (counter, requests): cumulative since the collector
     was created; ``status`` is the HTTP code, ``timeout`` or ``error`` (refused, DNS, TLS...).
   * ``http_probe_latency_seconds_sum{url}`` (counter, seconds), ``http_probe_latency_seconds_count{url}``
-    (counter, requests): for a mean latency over any window via :mod:`capplan.rates`.
+    (counter, requests): for a mean latency over any window via :mod:`capplan.core.rates`.
   * ``http_probe_up{url}`` (gauge, boolean): 1 when the last request got a status below 400.
 
   A URL that fails is data (``up`` = 0, status ``error``), not an exception.
@@ -67,9 +67,9 @@ import pandas as pd
 from capplan.collect import register
 from capplan.collect import exporters
 from capplan.collect._common import check_keys, positive_float
-from capplan.credentials import scrub
+from capplan.core.credentials import scrub
 from capplan.errors import ConfigError, ParseError, SourceUnavailable
-from capplan.frame import make_frame
+from capplan.core.frame import make_frame
 
 __all__ = ["HttpProbe", "MetricsEndpoint", "parse_exposition", "scrape_metrics", "redact_url",
            "PROBE_QUANTILES", "MAX_URLS", "MAX_REQUESTS_PER_URL"]

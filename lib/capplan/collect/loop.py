@@ -38,9 +38,9 @@ import pandas as pd
 
 from capplan.collect import Collector, create
 from capplan.collect._common import build_frame, positive_float
-from capplan.credentials import scrub
+from capplan.core.credentials import scrub
 from capplan.errors import CapplanError, ConfigError, StoreError
-from capplan.frame import concat_frames, validate_frame
+from capplan.core.frame import concat_frames, validate_frame
 
 __all__ = ["CollectResult", "collect", "build_collectors", "collect_settings"]
 
@@ -312,7 +312,7 @@ def build_collectors(sources: object, *, path: str | None = None) -> list[Collec
     if not isinstance(sources, Sequence) or isinstance(sources, (str, bytes)) or not sources:
         raise ConfigError("'sources' must be a non-empty list of source sections", path=path,
                           key="sources", hint="e.g. sources: [{source: redis, name: cache}]")
-    from capplan.params import check_no_secrets
+    from capplan.runner.params import check_no_secrets
 
     out: list[Collector] = []
     try:

@@ -58,7 +58,7 @@ import time
 
 from capplan.collect import register
 from capplan.collect._common import Row, build_frame, check_keys, positive_float
-from capplan.credentials import pg_password, resolve_pg_conninfo, scrub
+from capplan.core.credentials import pg_password, resolve_pg_conninfo, scrub
 from capplan.errors import ConfigError, SourceUnavailable
 
 __all__ = ["PostgresCollector", "BACKEND_STATES"]

@@ -7,7 +7,7 @@ same numbers from ``source="prometheus"`` as from the direct ``redis:<name>`` / 
 collectors.
 
 **Counters are fetched raw** (``redis_keyspace_hits_total``, not ``rate(...)``): the contract keeps
-counters raw and :mod:`capplan.rates` derives every rate and ratio, with Prometheus reset semantics,
+counters raw and :mod:`capplan.core.rates` derives every rate and ratio, with Prometheus reset semantics,
 for both paths alike -- one implementation, and a hit ratio summed from deltas the same way whatever
 the source.  The cost: ``query_range`` returns the latest raw sample at each step, so with a step
 coarser than the scrape interval a reset *followed by a climb above the old value within one step*
@@ -62,9 +62,9 @@ import pandas as pd
 from capplan.collect import register
 from capplan.collect import exporters
 from capplan.collect._common import check_keys, positive_float
-from capplan.credentials import scrub
+from capplan.core.credentials import scrub
 from capplan.errors import ConfigError, SourceUnavailable
-from capplan.frame import make_frame
+from capplan.core.frame import make_frame
 
 __all__ = ["fetch_history", "query_range", "instant_query", "choose_step", "chunk_windows",
            "parse_duration", "PrometheusCollector", "MAX_POINTS", "CHUNK_POINTS"]

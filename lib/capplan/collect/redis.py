@@ -5,7 +5,7 @@ Params section (``source: redis``)::
 
     - source: redis
       name: cache              # frame source becomes "redis:cache"
-      url_env: REDIS_URL       # optional; see capplan.credentials (REDIS_URL is the default)
+      url_env: REDIS_URL       # optional; see capplan.core.credentials (REDIS_URL is the default)
       profile: null            # or a profile of the git-ignored credentials.yaml
       url: null                # a password-free URL may be written here directly
       databases: null          # number of logical dbs to report; default CONFIG GET databases,
@@ -48,7 +48,7 @@ since this collector's previous sample, else 0 (0 on the first sample).  A reset
 per-command call count going down (``CONFIG RESETSTAT``, which keeps run_id and uptime), or
 (c) ``cmdstat_info.calls`` growing by less than the one INFO this collector sent since its previous
 sample (catches a RESETSTAT after which counters already climbed past their old values).
-Consumers (``capplan.rates``) treat every counter of that source at a flagged sample as restarted
+Consumers (``capplan.core.rates``) treat every counter of that source at a flagged sample as restarted
 from 0: the increase over the interval ending there is the value itself (Prometheus semantics),
 never ``value - previous``.
 """
@@ -62,7 +62,7 @@ from collections.abc import Mapping, Sequence
 
 from capplan.collect import register
 from capplan.collect._common import Row, build_frame, check_keys, positive_float
-from capplan.credentials import resolve_redis_url, scrub
+from capplan.core.credentials import resolve_redis_url, scrub
 from capplan.errors import ConfigError, SourceUnavailable
 
 __all__ = ["RedisCollector", "INFO_FIELDS", "QUEUE_TYPES"]

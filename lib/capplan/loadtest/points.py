@@ -27,7 +27,7 @@ started_at        datetime64[ns, UTC]     start of the point (NaT when unknown)
 Statistics a tool did not report are NaN, never 0: k6 has no p99 unless run with
 ``--summary-trend-stats``, pgbench reports no percentiles in its summary, wrk has no p95.
 
-:func:`points_to_frame` turns the table into the metrics contract (:mod:`capplan.frame`) for the
+:func:`points_to_frame` turns the table into the metrics contract (:mod:`capplan.core.frame`) for the
 store; :func:`frame_to_points` reads it back.
 """
 
@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import DataContractError
-from capplan.frame import make_frame, parse_labels, to_utc
+from capplan.core.frame import make_frame, parse_labels, to_utc
 
 __all__ = [
     "POINT_COLUMNS",

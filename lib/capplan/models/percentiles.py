@@ -1,6 +1,6 @@
 """Distribution-free confidence intervals for percentiles (binomial order statistics).
 
-Used by :mod:`capplan.targets` (is p95 within its target?) and :mod:`capplan.models.regression`
+Used by :mod:`capplan.analysis.targets` (is p95 within its target?) and :mod:`capplan.models.regression`
 (how many samples a percentile needs before a change in it can be judged).
 """
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special  # special, not stats: a much lighter import
 
-from capplan.models._numfmt import fmt_count, fmt_value
+from capplan.core.numfmt import fmt_count, fmt_value
 from capplan.models.percentiles import nearest_rank, percentile_min_samples
 
 __all__ = [
@@ -426,7 +426,7 @@ def compare_summaries(baseline: Mapping, current: Mapping, *, name: str | None =
 
     Each figure is a mapping with ``value``, ``interval`` ``[lo, hi]`` (or ``lo``/``hi``), ``n``,
     ``unit`` and optionally ``conf`` (default 0.95), ``name`` (or ``label``/``id``, as in a
-    :class:`capplan.findings.Finding`) and ``target.direction`` / ``higher_is_worse`` (also looked
+    :class:`capplan.analysis.findings.Finding`) and ``target.direction`` / ``higher_is_worse`` (also looked
     up under ``extra``).  Good direction: the argument, else the figure's, else its unit
     (seconds, errors: higher is worse; rates: higher is better), else unknown ("increased" /
     "decreased").  A figure without an interval is a reading taken as exact (said in the

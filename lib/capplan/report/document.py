@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from capplan.findings import fmt_date, read_summary
+from capplan.analysis.findings import fmt_date, read_summary
 from capplan.report.render import to_html, to_markdown
 
 __all__ = ["SECTION_TITLES", "build_document", "render_report"]

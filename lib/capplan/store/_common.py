@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import ConfigError, DataContractError
-from capplan.frame import COLUMNS, SERIES_KEY, empty_frame, parse_labels, validate_frame
+from capplan.core.frame import COLUMNS, SERIES_KEY, empty_frame, parse_labels, validate_frame
 
 __all__ = ["Store", "downsample", "BLOCK_SIZE"]
 
@@ -166,7 +166,7 @@ def downsample(frame: pd.DataFrame, grain) -> pd.DataFrame:
     Buckets are labelled by their left edge: ``[t, t + grain)`` -> ``t``.  Gauges become the
     mean of the bucket's non-NaN values; counters keep their **last raw value** in the bucket
     (a reset inside the bucket is kept as it is: rates are derived later by
-    :mod:`capplan.rates`).  Empty buckets produce no row.  The result is a contract frame sorted
+    :mod:`capplan.core.rates`).  Empty buckets produce no row.  The result is a contract frame sorted
     by ``(source, metric, labels, timestamp)``.  Pure: ``frame`` is not modified.
 
     Raises :class:`~capplan.errors.DataContractError` for a frame that breaks the contract and

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from capplan.frame import SERIES_KEY, make_frame
+from capplan.core.frame import SERIES_KEY, make_frame
 
 __all__ = [
     "Z95",

@@ -71,7 +71,7 @@ def fmt(value: Any, unit: str | None) -> str:
                 return f"{_num(v / size)} {name}"
         return f"{v:.0f} B"
     if unit in ("ratio",):
-        from capplan.models._numfmt import fmt_value
+        from capplan.core.numfmt import fmt_value
 
         return fmt_value(v, "ratio")
     if unit == "percent":
@@ -91,7 +91,7 @@ def fmt_interval(lo: Any, hi: Any, unit: str | None) -> str | None:
     if any(isinstance(x, float) and math.isnan(x) for x in (lo, hi)):
         return None
     if unit == "ratio":
-        from capplan.models._numfmt import fmt_interval as _ratio_interval
+        from capplan.core.numfmt import fmt_interval as _ratio_interval
 
         return _ratio_interval(float(lo), float(hi), "ratio")
     return f"{fmt(lo, unit)} – {fmt(hi, unit)}"

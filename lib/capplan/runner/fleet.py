@@ -18,12 +18,12 @@ A service's params are the notebooks' own defaults, then ``defaults``, then its 
 keys, names and types as a ``capplan run`` params file, checked the same way), plus ``name`` (its
 folder; default: a slug of ``service``) and ``demo_scale`` (demo mode only: multiply stored
 metrics by a factor, so demo services differ in load).  Each service runs the library steps of
-the pipeline (:mod:`capplan.pipeline`: collect, growth, scaling when ``loadtest_file`` is set,
+the pipeline (:mod:`capplan.runner.pipeline`: collect, growth, scaling when ``loadtest_file`` is set,
 report) in a scratch folder on a Dask worker, and returns its files; the client writes them.  So
 the code path is the same on a LocalCluster and on a remote scheduler (whose workers need
 capplan installed and the sources/stores reachable).
 
-Outputs, published atomically like :mod:`capplan.run` (``.partial`` folder + rename, ``latest``
+Outputs, published atomically like :mod:`capplan.runner.run` (``.partial`` folder + rename, ``latest``
 moved only when at least one service succeeded; the same per-name lock)::
 
     outputs/<fleet-name>/<run-id>/fleet.json, fleet.md, fleet.html, manifest.json
@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from capplan.errors import CapplanError, ConfigError, OutputError, SourceUnavailable
-from capplan.fleet_summary import build_fleet_document, rank_risks
+from capplan.report.fleet_document import build_fleet_document, rank_risks
 
 __all__ = ["FLEET_SCHEMA", "FleetSpec", "FleetResult", "load_fleet", "notebook_defaults",
            "discover_services", "discovery_query", "dask_client", "map_tasks",
@@ -90,7 +90,7 @@ def notebook_defaults() -> dict[str, Any]:
 
 def _notebook_params() -> tuple[dict[str, Any], dict[str, str]]:
     """The notebooks' parameter defaults (literal values) and declared types, by name."""
-    from capplan.params import PIPELINE, RUNNER_KEYS, notebook_parameters
+    from capplan.runner.params import PIPELINE, RUNNER_KEYS, notebook_parameters
 
     defaults, types = {}, {}
     for nb in PIPELINE:
@@ -106,7 +106,7 @@ def _notebook_params() -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def _check_service(raw: Any, *, path: str, key: str, types: dict[str, str]) -> dict:
-    from capplan.params import _type_ok, check_no_secrets
+    from capplan.runner.params import _type_ok, check_no_secrets
 
     if not isinstance(raw, dict):
         raise ConfigError(f"must be a mapping, got {type(raw).__name__}", path=path, key=key)
@@ -321,7 +321,7 @@ def analyse_service(params: dict) -> dict:
     "summary", "files": {relative path: bytes}}`` (the store file is not returned).  Never
     raises for a service's own failure: the error is in the result.
     """
-    from capplan import pipeline
+    from capplan.runner import pipeline
 
     t0 = time.time()
     p = dict(params)
@@ -375,7 +375,7 @@ def _task_failed(params: dict, exc: BaseException) -> dict:
 
 def _apply_demo_scale(store: str, run_dir: Path, scale: dict, *, mode: str) -> None:
     """Multiply stored demo metrics by their factors (replace-on-append keeps one copy)."""
-    from capplan.pipeline import open_run_store
+    from capplan.runner.pipeline import open_run_store
 
     if mode != "demo":
         raise ConfigError("demo_scale only applies to mode: demo", key="demo_scale")
@@ -384,7 +384,7 @@ def _apply_demo_scale(store: str, run_dir: Path, scale: dict, *, mode: str) -> N
             frame = st.query(metric)
             if frame.empty:
                 raise ConfigError(f"demo_scale: no metric '{metric}' in the demo history",
-                                  key="demo_scale", hint="see capplan.demo.DEMO_SERIES for names")
+                                  key="demo_scale", hint="see capplan.collect.demo.DEMO_SERIES for names")
             frame["value"] = frame["value"] * float(factor)
             st.append(frame)
 
@@ -444,10 +444,10 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
     Raises ConfigError (bad fleet params), SourceUnavailable (scheduler or Prometheus
     unreachable), LockBusy (another fleet run of the same name) and OutputError.
     """
-    from capplan.findings import _clean
-    from capplan.params import project_root
+    from capplan.analysis.findings import _clean
+    from capplan.runner.params import project_root
     from capplan.report.render import to_html, to_markdown
-    from capplan.run import RunLock, _new_run_id, _point_latest
+    from capplan.runner.run import RunLock, _new_run_id, _point_latest
 
     spec = load_fleet(path, scheduler=scheduler, workers=workers)
     services = list(spec.services)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from capplan.frame import UNITS
+from capplan.core.frame import UNITS
 
 __all__ = ["pct_digits", "fmt_pct", "fmt_value", "fmt_count", "fmt_interval", "fmt_timedelta"]
 
@@ -66,7 +66,7 @@ def _num(x: float) -> str:
 
 
 def fmt_value(x: float | None, unit: str | None, *, digits: int | None = None) -> str:
-    """A value with its unit word from :data:`capplan.frame.UNITS` (ratios as percentages)."""
+    """A value with its unit word from :data:`capplan.core.frame.UNITS` (ratios as percentages)."""
     if x is None or not math.isfinite(x):
         return "n/a"
     if unit in ("ratio", "percent"):

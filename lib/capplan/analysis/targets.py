@@ -40,7 +40,7 @@ Status (:data:`STATUSES`, most severe first) for a value with a two-sided interv
 
 A miss whose whole interval lies past ``crit`` is flagged ``critical`` (sorted first).
 
-SLOs are evaluated by :func:`capplan.slo.evaluate_slo_target` (error budget, burn rate);
+SLOs are evaluated by :func:`capplan.analysis.slo.evaluate_slo_target` (error budget, burn rate);
 percentile intervals come from :mod:`capplan.models.percentiles`.
 
 Errors: :func:`parse_targets` raises :class:`~capplan.errors.ConfigError` naming the params file,
@@ -61,10 +61,10 @@ import pandas as pd
 from scipy import special  # special, not stats: a much lighter import
 
 from capplan.errors import ConfigError
-from capplan.frame import UNITS
-from capplan.models._numfmt import fmt_count, fmt_interval, fmt_value, pct_digits
+from capplan.core.frame import UNITS
+from capplan.core.numfmt import fmt_count, fmt_interval, fmt_value, pct_digits
 from capplan.models.percentiles import percentile_interval
-from capplan.rates import wilson_interval
+from capplan.core.rates import wilson_interval
 
 __all__ = [
     "STATUSES",
@@ -82,7 +82,7 @@ __all__ = [
 MEETS, AT_RISK, INSUFFICIENT, MISSES = "meets", "at risk", "insufficient evidence", "misses"
 #: Every status, most severe first.
 STATUSES: tuple[str, ...] = (MISSES, AT_RISK, INSUFFICIENT, MEETS)
-#: Rank of a status for sorting (0 = most severe; cf. capplan.findings.SEVERITY, higher = worse).
+#: Rank of a status for sorting (0 = most severe; cf. capplan.analysis.findings.SEVERITY, higher = worse).
 STATUS_RANK: dict[str, int] = {s: i for i, s in enumerate(STATUSES)}
 
 SLO_KINDS = ("availability", "latency", "error_rate")

@@ -61,7 +61,7 @@ _DSN_PASSWORD = re.compile(r"(^|\s)password\s*=", re.I)
 
 def project_root() -> Path:
     """The checkout holding ``lib/capplan`` (the package is installed editable)."""
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[3]
 
 
 def notebooks_dir() -> Path:
@@ -171,11 +171,11 @@ def _check_sections(raw: dict, *, path: str) -> None:
     """Structured sections get their own checks here too, so that a bad capacity entry or
     target fails before any kernel starts (exit 2), not inside a notebook (exit 1)."""
     if raw.get("capacity"):
-        from capplan.runway import parse_capacity
+        from capplan.analysis.runway import parse_capacity
 
         parse_capacity(raw["capacity"], path=path)
     if raw.get("targets"):
-        from capplan.targets import parse_targets
+        from capplan.analysis.targets import parse_targets
 
         parse_targets(raw["targets"], path=path)
 

@@ -14,7 +14,7 @@ labels      str                            canonical JSON object of str → str,
 value       float64                        the reading; NaN means "no value at this time"
 kind        str                            ``gauge`` (a level) or ``counter`` (monotonic total,
                                            may reset); counters stay raw, rates are derived on
-                                           read by :mod:`capplan.rates`
+                                           read by :mod:`capplan.core.rates`
 unit        str                            one of :data:`UNITS`
 =========== ============================== ===================================================
 
@@ -218,7 +218,7 @@ def validate_frame(df: pd.DataFrame, *, where: str = "frame") -> pd.DataFrame:
         bad = lab[lab.map(_bad_label)]
         if len(bad):
             problems.append({"column": "labels", "reason": "not canonical label JSON (use "
-                             "capplan.frame.labels_key)", "examples": _examples(bad)})
+                             "capplan.core.frame.labels_key)", "examples": _examples(bad)})
     if "kind" in df.columns:
         k = df["kind"]
         bad = k[~k.isin(KINDS)]
@@ -229,7 +229,7 @@ def validate_frame(df: pd.DataFrame, *, where: str = "frame") -> pd.DataFrame:
         u = df["unit"]
         bad = u[~u.isin(UNITS.keys())]
         if len(bad):
-            problems.append({"column": "unit", "reason": "unknown unit (see capplan.frame.UNITS)",
+            problems.append({"column": "unit", "reason": "unknown unit (see capplan.core.frame.UNITS)",
                              "examples": _examples(bad.drop_duplicates().astype(str))})
     if "value" in df.columns:
         v = df["value"]

@@ -6,7 +6,7 @@ report that uses it must say so wherever the data appears (:data:`DEMO_LABEL`).
 
 The service: an HTTP API backed by one PostgreSQL database (``app``) and one Redis cache, the
 shape of the services in phase handoff documents.  :func:`generate_demo` returns a contract frame
-(:mod:`capplan.frame`) with 23 series from three sources (:data:`DEMO_SOURCES`), under the
+(:mod:`capplan.core.frame`) with 23 series from three sources (:data:`DEMO_SOURCES`), under the
 canonical names that capplan's live collectors use (:data:`DEMO_SERIES`).  The same seed gives
 the same frame, bit for bit (``numpy.random.Generator``; each source draws from its own stream,
 so asking for a subset of sources gives the same values for those sources).
@@ -98,7 +98,7 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import ConfigError, OutputError
-from capplan.frame import COLUMNS, labels_key, make_frame
+from capplan.core.frame import COLUMNS, labels_key, make_frame
 
 __all__ = [
     "DEMO_LABEL",
@@ -584,7 +584,7 @@ def describe_demo(*, seed: int = DEFAULT_SEED, days: int = DEFAULT_DAYS, step: s
     return {
         "label": DEMO_LABEL,
         "synthetic": True,
-        "generator": "capplan.demo.generate_demo",
+        "generator": "capplan.collect.demo.generate_demo",
         "seed": seed,
         "window": {"start": w.start.isoformat(), "end": w.end.isoformat(), "end_exclusive": True,
                    "step_seconds": w.step_s, "days": w.days, "samples_per_series": len(w.epoch)},

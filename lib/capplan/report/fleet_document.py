@@ -1,6 +1,6 @@
 """The fleet summary: rank the risks of many services' summary.json files, and lay out fleet.md.
 
-:func:`rank_risks` takes the per-service results of :func:`capplan.fleet.analyse_service` (each
+:func:`rank_risks` takes the per-service results of :func:`capplan.runner.fleet.analyse_service` (each
 with its ``summary``) and returns one row per risk, most urgent first:
 
 0. a resource already over its limit, or a missed target (critical misses first);

@@ -6,7 +6,7 @@ quantities are defined once here, so every notebook and every source computes th
 =============================== ============================================================
 name                            definition
 =============================== ============================================================
-``<x>_per_second``              counter rate of ``<x>_total`` (:func:`capplan.rates.rate_frame`)
+``<x>_per_second``              counter rate of ``<x>_total`` (:func:`capplan.core.rates.rate_frame`)
 ``redis_keyspace_hit_ratio``    Δhits / (Δhits + Δmisses), summed deltas, Wilson interval
 ``pg_cache_hit_ratio``          Δblks_hit / (Δblks_hit + Δblks_read), summed deltas
 ``http_success_ratio``          1 − Δfailed / Δrequests (availability), summed deltas
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import InsufficientData
-from capplan.frame import SERIES_KEY
-from capplan.rates import (RatioEstimate, bucket_rate, counter_increase, ratio_from_increases,
+from capplan.core.frame import SERIES_KEY
+from capplan.core.rates import (RatioEstimate, bucket_rate, counter_increase, ratio_from_increases,
                            resets_from_start_time)
 
 __all__ = ["RATIOS", "SUMS", "Evidence", "Increases", "load_series", "load_ratio",
@@ -144,7 +144,7 @@ def _ratio_parts(store, name, start, end, source):
 
 def ratio_series(store, name: str, *, start=None, end=None, grain: str = "1h",
                  source: str | None = None) -> pd.DataFrame:
-    """Per-bucket ratio with Wilson interval and counts (:func:`capplan.rates.ratio_from_increases`)."""
+    """Per-bucket ratio with Wilson interval and counts (:func:`capplan.core.rates.ratio_from_increases`)."""
     k, other, _meta = _ratio_parts(store, name, start, end, source)
     return ratio_from_increases(k, other, grain)
 

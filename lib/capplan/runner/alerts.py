@@ -1,8 +1,8 @@
 """Prometheus alerting rules from the targets and capacity entries of a params file.
 
 ``capplan alerts PARAMS`` writes one rule group whose thresholds are read from the very objects
-the handoff document is built from (:func:`capplan.targets.parse_targets`,
-:func:`capplan.runway.parse_capacity`, with the notebooks' defaults for keys the file omits), so
+the handoff document is built from (:func:`capplan.analysis.targets.parse_targets`,
+:func:`capplan.analysis.runway.parse_capacity`, with the notebooks' defaults for keys the file omits), so
 the numbers in the document are the numbers that page.
 
 Metric names: a canonical capplan name is written with the exporter series it comes from
@@ -85,7 +85,7 @@ def _gauge(name: str, selector: str, by: tuple[str, ...], fn: str = "sum") -> st
 def quantity_expr(name: str, *, selector: str = "", by: tuple[str, ...] = (),
                   window: str = "5m") -> str:
     """PromQL for a quantity as capplan names it (stored gauge, ratio, ``_per_second`` rate)."""
-    from capplan.evidence import RATIOS
+    from capplan.analysis.evidence import RATIOS
 
     if name in RATIOS:
         num, other, how = RATIOS[name]
@@ -180,7 +180,7 @@ def _slo_rules(t, selector, by, labels) -> list[dict]:
 
 
 def _capacity_rules(c, selector, by, labels, util_warn, util_crit) -> list[dict]:
-    from capplan.evidence import RATIOS
+    from capplan.analysis.evidence import RATIOS
 
     if c.metric in RATIOS:
         return []
@@ -248,10 +248,10 @@ def rules_yaml(rules: dict) -> str:
 def alerts_from_params(path: str | Path, *, selector: str = "", by: tuple[str, ...] = (),
                        util_warn: float = 0.8, util_crit: float = 0.9) -> dict:
     """Rules for a ``capplan run`` params file (checked like ``capplan run`` checks it)."""
-    from capplan.fleet import notebook_defaults
-    from capplan.params import load_params
-    from capplan.runway import parse_capacity
-    from capplan.targets import parse_targets
+    from capplan.runner.fleet import notebook_defaults
+    from capplan.runner.params import load_params
+    from capplan.analysis.runway import parse_capacity
+    from capplan.analysis.targets import parse_targets
 
     params = load_params(path)
     values = {**notebook_defaults(), **params.values}

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from capplan.errors import ConfigError, InsufficientData
-from capplan.findings import Finding, save_findings
-from capplan.params import project_root
+from capplan.analysis.findings import Finding, save_findings
+from capplan.runner.params import project_root
 
 __all__ = ["run_folder", "store_location", "open_run_store", "data_end", "collect_step",
            "growth_step", "scaling_step", "report_step"]
@@ -71,7 +71,7 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
                  duration_s: float = 60.0, interval_s: float = 5.0,
                  prometheus: dict | None = None) -> CollectOutcome:
     """Fill the store (demo history, live sampling, or nothing) and record what it holds."""
-    from capplan.evidence import describe_store
+    from capplan.analysis.evidence import describe_store
 
     notes: list[str] = []
     meta: dict = {"mode": mode, "synthetic": mode == "demo"}
@@ -81,7 +81,7 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
                           hint="demo needs no server; live samples `sources`")
     with open_run_store(store, run_dir) as st:
         if mode == "demo":
-            from capplan.demo import DEMO_LABEL, describe_demo, generate_demo
+            from capplan.collect.demo import DEMO_LABEL, describe_demo, generate_demo
 
             frame = generate_demo(seed=seed, days=demo_days)
             if demo_latency_factor != 1.0:
@@ -172,7 +172,7 @@ class GrowthOutcome:
 
 
 def _synthetic(run_dir: Path) -> bool:
-    from capplan.findings import load_findings
+    from capplan.analysis.findings import load_findings
 
     meta = load_findings(run_dir).get("01-collect", {}).get("meta", {})
     return bool(meta.get("synthetic"))
@@ -180,8 +180,8 @@ def _synthetic(run_dir: Path) -> bool:
 
 def growth_step(*, store: str, run_dir: Path, capacity: list, grain: str = "1h",
                 horizon_days: int = 90, lookback_days: int = 90) -> GrowthOutcome:
-    """Forecast every capacity entry and compute its runway (see :mod:`capplan.runway`)."""
-    from capplan.runway import analyse_capacity, parse_capacity
+    """Forecast every capacity entry and compute its runway (see :mod:`capplan.analysis.runway`)."""
+    from capplan.analysis.runway import analyse_capacity, parse_capacity
 
     specs = parse_capacity(capacity)
     synthetic = _synthetic(run_dir)
@@ -207,8 +207,8 @@ def growth_step(*, store: str, run_dir: Path, capacity: list, grain: str = "1h",
 # --- 03-scaling --------------------------------------------------------------------------------
 
 def scaling_step(**kwargs):
-    """See :func:`capplan.scaling.scaling_step` (kept there to keep this module small)."""
-    from capplan.scaling import scaling_step as _step
+    """See :func:`capplan.analysis.scaling.scaling_step` (kept there to keep this module small)."""
+    from capplan.analysis.scaling import scaling_step as _step
 
     return _step(**kwargs)
 
@@ -216,7 +216,7 @@ def scaling_step(**kwargs):
 # --- 04-report ---------------------------------------------------------------------------------
 
 def report_step(**kwargs):
-    """See :func:`capplan.summary.report_step`."""
-    from capplan.summary import report_step as _step
+    """See :func:`capplan.analysis.summary.report_step`."""
+    from capplan.analysis.summary import report_step as _step
 
     return _step(**kwargs)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import CapplanError, InsufficientData
-from capplan.findings import (SEVERITY, Finding, fmt, fmt_date, fmt_interval, load_findings,
+from capplan.analysis.findings import (SEVERITY, Finding, fmt, fmt_date, fmt_interval, load_findings,
                               read_summary, write_summary)
 
 __all__ = ["ReportOutcome", "report_step", "evaluate_targets", "statements", "P_CROSS_AT_RISK"]
@@ -54,8 +54,8 @@ def _evaluate_window(st, t, start, end):
 
     Raises :class:`InsufficientData` when the window holds no samples of the metric.
     """
-    from capplan.evidence import RATIOS, SUMS, load_ratio, load_series
-    from capplan.targets import evaluate_proportion, evaluate_samples
+    from capplan.analysis.evidence import RATIOS, SUMS, load_ratio, load_series
+    from capplan.analysis.targets import evaluate_proportion, evaluate_samples
 
     if t.metric in RATIOS or t.statistic == "ratio":
         est = load_ratio(st, t.metric, start=start, end=end, source=t.source)
@@ -75,9 +75,9 @@ def _evaluate_window(st, t, start, end):
 def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_days: int,
                      run_dir: Path, synthetic: bool) -> list[Finding]:
     """One finding per target: current status (with interval, n) and the baseline beside it."""
-    from capplan.evidence import counter_increases
+    from capplan.analysis.evidence import counter_increases
     from capplan.report import figures
-    from capplan.slo import evaluate_slo_target
+    from capplan.analysis.slo import evaluate_slo_target
 
     out: list[Finding] = []
     cur_start = end - pd.Timedelta(days=current_days)
@@ -302,9 +302,9 @@ def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase
                 to_phase: str = "", targets: list | None = None, previous_summary: str = "",
                 baseline_days: int = 7, current_days: int = 7, params_name: str = "") -> ReportOutcome:
     """Assemble summary.json and render the handoff document (see the module docstring)."""
-    from capplan.pipeline import data_end, open_run_store
+    from capplan.runner.pipeline import data_end, open_run_store
     from capplan.report.document import render_report
-    from capplan.targets import parse_targets
+    from capplan.analysis.targets import parse_targets
 
     gathered = load_findings(run_dir)
     meta01 = gathered.get("01-collect", {}).get("meta", {})

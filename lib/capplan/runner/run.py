@@ -40,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 
 from capplan.errors import LockBusy, OutputError, RunError
-from capplan.params import PIPELINE, Params, load_params, notebooks_dir, project_root
+from capplan.runner.params import PIPELINE, Params, load_params, notebooks_dir, project_root
 
 __all__ = ["RunResult", "run_report", "scrub_notebook", "EXIT_CODES"]
 
@@ -99,11 +99,11 @@ def scrub_notebook(path: Path, *, secret_values: tuple[str, ...] = ()) -> None:
     """Remove what papermill copies into an executed notebook that may leak (gotcha 27).
 
     Absolute input/output paths become file names, the environment snapshot is dropped, and
-    :func:`capplan.credentials.scrub` masks URL and conninfo passwords and every given secret
+    :func:`capplan.core.credentials.scrub` masks URL and conninfo passwords and every given secret
     value wherever they appear.  Parameters themselves are kept: params files hold no secrets
-    by construction (:func:`capplan.params.check_no_secrets`).
+    by construction (:func:`capplan.runner.params.check_no_secrets`).
     """
-    from capplan.credentials import scrub
+    from capplan.core.credentials import scrub
 
     nb = json.loads(path.read_text(encoding="utf-8"))
     pm = nb.get("metadata", {}).get("papermill", {})
@@ -232,7 +232,7 @@ def _run_locked(params: Params, outputs: Path, *, cell_timeout_s: float,
     run_id = _new_run_id()
     name_dir, work = _prepare_dir(outputs, params.name, run_id)
     started = time.time()
-    log = logging.getLogger("capplan.run")
+    log = logging.getLogger("capplan.runner.run")
     handler = logging.FileHandler(work / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for lg in (log, logging.getLogger("papermill")):

@@ -12,7 +12,7 @@ ch. 5 "Alerting on SLOs":
 Counts seen over the first ``elapsed`` of a ``window`` are projected over the whole window at
 the same traffic (``total * window / elapsed``) to size the budget in events, so
 ``consumed_fraction = burn_rate * elapsed / window``.  Status uses the Wilson interval of the
-SLI as for any target (:mod:`capplan.targets`); the burn-rate interval is the same interval
+SLI as for any target (:mod:`capplan.analysis.targets`); the burn-rate interval is the same interval
 mapped through ``(1 - sli) / (1 - objective)``.
 
 The projected exhaustion treats the errors already counted as staying in the window (a
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from capplan.models._numfmt import fmt_count, fmt_interval, fmt_timedelta, fmt_value, pct_digits
-from capplan.rates import wilson_interval
-from capplan.targets import (INSUFFICIENT, SLO_KINDS, Target, _check_counts, _classify,
+from capplan.core.numfmt import fmt_count, fmt_interval, fmt_timedelta, fmt_value, pct_digits
+from capplan.core.rates import wilson_interval
+from capplan.analysis.targets import (INSUFFICIENT, SLO_KINDS, Target, _check_counts, _classify,
                              _clause, _td_text, _z)
 
 __all__ = ["SloStatus", "evaluate_slo", "evaluate_slo_target"]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import CapplanError, InsufficientData
-from capplan.findings import Finding, fmt, save_findings
+from capplan.analysis.findings import Finding, fmt, save_findings
 from capplan.report import figures
 
 __all__ = ["ScalingOutcome", "load_points", "scaling_step"]
@@ -46,8 +46,8 @@ def load_points(loadtest_file: str, tool: str = "") -> tuple[pd.DataFrame, str]:
 
 
 def _peak_today(store, metric: str) -> tuple[float | None, dict]:
-    from capplan.evidence import load_series
-    from capplan.pipeline import data_end
+    from capplan.analysis.evidence import load_series
+    from capplan.runner.pipeline import data_end
 
     end = data_end(store)
     start = None if end is None else end - pd.Timedelta(days=7)
@@ -143,7 +143,7 @@ def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
 
 def _instances_for_target(fit, run_dir, store, load_metric, multiplier, latency_target_s):
     from capplan.models.queueing import instances_needed
-    from capplan.pipeline import open_run_store
+    from capplan.runner.pipeline import open_run_store
 
     if not latency_target_s:
         raise InsufficientData("latency_target_s is needed to size instances",

@@ -3,7 +3,7 @@
 A capacity entry (params key ``capacity``, a list)::
 
     - name: Redis memory                      # what the report calls it
-      metric: redis_used_memory_bytes         # stored or derived quantity (capplan.evidence)
+      metric: redis_used_memory_bytes         # stored or derived quantity (capplan.analysis.evidence)
       limit_metric: redis_maxmemory_bytes     # the limit is another metric (its latest value) ...
       # limit: 268435456                      # ... or a constant in the metric's unit
       statistic: mean                         # per analysis bucket: mean (levels) or max (peaks)
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from capplan.errors import CapplanError, ConfigError, InsufficientData
-from capplan.evidence import load_series
-from capplan.findings import Finding, fmt, fmt_date
+from capplan.analysis.evidence import load_series
+from capplan.analysis.findings import Finding, fmt, fmt_date
 
 __all__ = ["CapacitySpec", "parse_capacity", "analyse_capacity", "RunwayOutcome"]
 
