@@ -31,7 +31,7 @@ from capplan.core.frame import SERIES_KEY
 from capplan.core.rates import (RatioEstimate, bucket_rate, counter_increase, ratio_from_increases,
                            resets_from_start_time)
 
-__all__ = ["RATIOS", "SUMS", "Evidence", "Increases", "load_series", "load_ratio",
+__all__ = ["RATIOS", "SUMS", "data_end", "Evidence", "Increases", "load_series", "load_ratio",
            "ratio_series", "counter_increases", "describe_store"]
 
 #: ratio name -> (numerator counter, other counter, "other" means complement (hits/misses) or
@@ -212,3 +212,9 @@ def describe_store(store) -> pd.DataFrame:
             .agg(series=("metric", "size"), samples=("n", "sum"), first=("first", "min"),
                  last=("last", "max"))
             .reset_index())
+
+
+def data_end(store) -> pd.Timestamp | None:
+    """The newest sample in the store: the report's "now"."""
+    s = store.series()
+    return None if s.empty else pd.Timestamp(s["last"].max())

@@ -103,12 +103,12 @@ def fmt_date(ts: Any) -> str:
     return pd.Timestamp(ts).strftime("%Y-%m-%d")
 
 
-def _clean(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """JSON-safe: timestamps to ISO, NaN/inf to null, numpy scalars to Python."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, (pd.Timestamp, datetime)):
         return pd.Timestamp(obj).isoformat()
     if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
@@ -150,7 +150,7 @@ class Finding:
             disp["window"] = f"{fmt_date(self.window[0])} – {fmt_date(self.window[1])}"
         disp.update({k: v for k, v in self.extra.get("display", {}).items()})
         d["display"] = disp
-        return _clean(d)
+        return jsonable(d)
 
 
 def save_findings(run_dir: str | Path, notebook: str, findings: list[Finding], *,
@@ -161,7 +161,7 @@ def save_findings(run_dir: str | Path, notebook: str, findings: list[Finding], *
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{notebook}.json"
     payload = {"notebook": notebook, "findings": [f.to_dict() for f in findings],
-               "notes": list(notes or []), "figures": dict(figures or {}), "meta": _clean(meta or {})}
+               "notes": list(notes or []), "figures": dict(figures or {}), "meta": jsonable(meta or {})}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -180,7 +180,7 @@ def load_findings(run_dir: str | Path) -> dict[str, dict]:
 
 def write_summary(run_dir: str | Path, summary: dict) -> Path:
     """Write ``summary.json`` (strict JSON, schema_version set) atomically."""
-    summary = _clean({"schema_version": SUMMARY_SCHEMA,
+    summary = jsonable({"schema_version": SUMMARY_SCHEMA,
                       "generated_at": datetime.now(timezone.utc).isoformat(), **summary})
     path = Path(run_dir) / "summary.json"
     tmp = path.with_suffix(".json.tmp")

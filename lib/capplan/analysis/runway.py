@@ -109,15 +109,14 @@ def _limit_value(store, spec: CapacitySpec, start, end) -> tuple[float | None, s
 
 def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = None,
                      lookback_days: int = 90, grain: str = "1h", horizon_days: int = 90,
-                     run_dir=None, synthetic: bool = False) -> RunwayOutcome:
+                     plots=None) -> RunwayOutcome:
     """Fit growth for one capacity entry and compute its runway; never raises for data reasons.
 
     Insufficient or unusable data gives a finding with status ``insufficient data`` and the
-    reason in ``detail`` instead of a number.
+    reason in ``detail`` instead of a number.  ``plots`` (a
+    :class:`capplan.report.figures.FigureWriter`, given by the runner) draws the forecast figure.
     """
     from capplan.models.growth import fit_forecast, time_to_limit
-    from capplan.report import figures
-
     fid = f"runway.{_slug(spec.name)}"
     start = None if end is None else end - pd.Timedelta(days=lookback_days)
     try:
@@ -185,12 +184,10 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
                         "coverage95": "n/a" if bt.coverage95 is None else f"{bt.coverage95 * 100:.0f}%",
                         "mase": "n/a" if bt.mase is None else f"{bt.mase:.2f}"}
     figure = None
-    if run_dir is not None:
-        fig = figures.forecast_figure(y, fc.frame, title=f"{spec.name}: history and forecast",
-                                      unit=ev.unit, limit=limit,
-                                      crossing=(rw.crossing, rw.crossing_lo, rw.crossing_hi),
-                                      synthetic=synthetic)
-        figure = figures.save(fig, run_dir, f"runway_{_slug(spec.name)}")
+    if plots is not None:
+        figure = plots.forecast(f"runway_{_slug(spec.name)}", y, fc.frame,
+                                title=f"{spec.name}: history and forecast", unit=ev.unit, limit=limit,
+                                crossing=(rw.crossing, rw.crossing_lo, rw.crossing_hi))
         extra["figure"] = figure
     return RunwayOutcome(Finding(**base, interval=None, status=rw.status, extra=extra,
                                  detail=f"model {fc.model}; {bt.folds} backtest folds"),

@@ -1,4 +1,4 @@
-"""Scaling headroom from load tests: the 03-scaling step.
+"""Scaling headroom from load tests (behind the 03-scaling step).
 
 Load points (one row per concurrency level and run, :mod:`capplan.loadtest.points`) are fitted
 with the Universal Scalability Law (:func:`capplan.models.usl.fit_usl`).  The step reports the
@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import CapplanError, InsufficientData
-from capplan.analysis.findings import Finding, fmt, save_findings
-from capplan.report import figures
+from capplan.analysis.findings import Finding, fmt
 
-__all__ = ["ScalingOutcome", "load_points", "scaling_step"]
+__all__ = ["ScalingOutcome", "load_points", "analyse_scaling"]
 
 
 @dataclass
@@ -30,6 +29,8 @@ class ScalingOutcome:
     findings: list[Finding]
     figures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    figure_ids: dict = field(default_factory=dict)
 
 
 def load_points(loadtest_file: str, tool: str = "") -> tuple[pd.DataFrame, str]:
@@ -47,7 +48,7 @@ def load_points(loadtest_file: str, tool: str = "") -> tuple[pd.DataFrame, str]:
 
 def _peak_today(store, metric: str) -> tuple[float | None, dict]:
     from capplan.analysis.evidence import load_series
-    from capplan.runner.pipeline import data_end
+    from capplan.analysis.evidence import data_end
 
     end = data_end(store)
     start = None if end is None else end - pd.Timedelta(days=7)
@@ -59,17 +60,13 @@ def _peak_today(store, metric: str) -> tuple[float | None, dict]:
                             "unit": ev.unit}
 
 
-def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
-                 loadtest_tool: str = "", load_metric: str = "", load_multiplier: float = 10.0,
-                 latency_target_s: float = 0.0) -> ScalingOutcome:
-    """Fit USL to the load points and save the scaling findings (``findings/03-scaling.json``)."""
+def analyse_scaling(points: pd.DataFrame, origin: str, *, store=None, load_metric: str = "",
+                    load_multiplier: float = 10.0, latency_target_s: float = 0.0,
+                    plots=None) -> ScalingOutcome:
+    """Fit USL to the load points; findings, a table and notes (``store``: an open store, needed
+    for ``load_metric``; ``plots``: a :class:`capplan.report.figures.FigureWriter`)."""
     from capplan.models.usl import fit_usl
 
-    if not loadtest_file:
-        save_findings(run_dir, "03-scaling", [], notes=["No load test results were given "
-                                                        "(params: loadtest_file)."])
-        return ScalingOutcome(pd.DataFrame(), pd.DataFrame(), [], [], ["no load test"])
-    points, origin = load_points(loadtest_file, loadtest_tool)
     pts = points.dropna(subset=["concurrency", "throughput_per_s"])
     tools = ",".join(sorted(set(pts["tool"].astype(str)))) if "tool" in pts else "load test"
     src = f"loadtest:{tools}"
@@ -80,7 +77,6 @@ def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
     except InsufficientData as exc:
         f = Finding("scaling.fit", "scaling", "USL fit", status="insufficient data",
                     detail=exc.message, n=float(len(pts)), source=src)
-        save_findings(run_dir, "03-scaling", [f], notes=[exc.message])
         return ScalingOutcome(points, pd.DataFrame(), [f], [], [exc.message])
     n = float(fit.n_points)
     base = dict(section="scaling", n=n, window=window, source=src)
@@ -119,7 +115,7 @@ def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
                  {"quantity": g.label, "value": fmt(x_at, unit), "95% interval": "n/a"}]
     if load_metric:
         try:
-            with_store = _instances_for_target(fit, run_dir, store, load_metric, load_multiplier,
+            with_store = _instances_for_target(fit, store, load_metric, load_multiplier,
                                                latency_target_s)
         except CapplanError as exc:
             warnings.append(f"target load not computed: {exc.message}")
@@ -129,27 +125,27 @@ def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
                   "95% interval": f.to_dict()["display"].get("interval") or "n/a"} for f in with_store]
     curve_n = np.linspace(1, max(float(pts["concurrency"].max()) * 1.5, 2), 120)
     curve = fit.predict(curve_n)
-    # load points are measured (the demo's too: a real recorded sweep), never synthetic
-    fig = figures.usl_figure(pts["concurrency"].to_numpy(float), pts["throughput_per_s"].to_numpy(float),
-                             curve, title=f"Scalability: {origin}",
-                             unit_label="throughput (per second)", n_peak=fit.n_peak)
-    fig_path = figures.save(fig, run_dir, "scaling_usl")
+    fig_path = None if plots is None else plots.usl(
+        "scaling_usl", pts["concurrency"].to_numpy(float), pts["throughput_per_s"].to_numpy(float),
+        curve, title=f"Scalability: {origin}", unit_label="throughput (per second)",
+        n_peak=fit.n_peak)
     meta = {"origin": origin, "fit": fit.to_dict(), "figure": fig_path,
             "points": pts[[c for c in ("concurrency", "throughput_per_s", "latency_mean_s",
                                        "latency_p95_s", "errors") if c in pts]].to_dict("records")}
-    save_findings(run_dir, "03-scaling", fs, notes=warnings, figures={"usl": fig_path}, meta=meta)
-    return ScalingOutcome(points, pd.DataFrame(rows), fs, [fig_path], warnings)
+    return ScalingOutcome(points, pd.DataFrame(rows), fs, [fig_path] if fig_path else [], warnings,
+                          meta=meta, figure_ids={"usl": fig_path} if fig_path else {})
 
 
-def _instances_for_target(fit, run_dir, store, load_metric, multiplier, latency_target_s):
+def _instances_for_target(fit, st, load_metric, multiplier, latency_target_s):
     from capplan.models.queueing import instances_needed
-    from capplan.runner.pipeline import open_run_store
 
     if not latency_target_s:
         raise InsufficientData("latency_target_s is needed to size instances",
                                hint="set latency_target_s (p95 target, seconds) in params")
-    with open_run_store(store, run_dir) as st:
-        peak, info = _peak_today(st, load_metric)
+    if st is None:
+        raise InsufficientData(f"no store to read {load_metric} from",
+                               hint="run 01-collect first, or drop load_metric")
+    peak, info = _peak_today(st, load_metric)
     if peak is None:
         raise InsufficientData(f"no samples of {load_metric} in the last 7 days",
                                hint="collect it, or set load_metric to a stored quantity")

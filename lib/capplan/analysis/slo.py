@@ -28,8 +28,8 @@ import pandas as pd
 
 from capplan.core.numfmt import fmt_count, fmt_interval, fmt_timedelta, fmt_value, pct_digits
 from capplan.core.rates import wilson_interval
-from capplan.analysis.targets import (INSUFFICIENT, SLO_KINDS, Target, _check_counts, _classify,
-                             _clause, _td_text, _z)
+from capplan.analysis.targets import (INSUFFICIENT, SLO_KINDS, Target, check_counts, classify_status,
+                             status_clause, timedelta_text, z_for)
 
 __all__ = ["SloStatus", "evaluate_slo", "evaluate_slo_target"]
 
@@ -103,7 +103,7 @@ class SloStatus:
                 "bad": self.consumed_events, "status": self.status,
                 "target": {"direction": "max" if err else "min", "value": self.objective},
                 "thresholds": {"target": self.objective, "warn": self.warn, "crit": None},
-                "window": _td_text(self.window), "elapsed_seconds": self.elapsed.total_seconds(),
+                "window": timedelta_text(self.window), "elapsed_seconds": self.elapsed.total_seconds(),
                 "error_budget": {"fraction": self.budget_fraction, "events": self.budget_events,
                                  "consumed_events": self.consumed_events,
                                  "remaining_events": self.remaining_events,
@@ -130,7 +130,7 @@ def evaluate_slo(good: float, total: float, objective: float, window: pd.Timedel
     time the counts were taken) turns the time to exhaustion into a date.  Raises ValueError when
     counts are impossible or ``elapsed`` is not within (0, window] (pass the last window only).
     """
-    _check_counts(good, total)
+    check_counts(good, total)
     if slo not in SLO_KINDS:
         raise ValueError(f"slo must be one of {SLO_KINDS}, got {slo!r}")
     if not 0 < objective < 1:
@@ -152,13 +152,13 @@ def evaluate_slo(good: float, total: float, objective: float, window: pd.Timedel
         reason = f"{name}: no events in the window"
     else:
         avail = good / total
-        lo, hi = wilson_interval(good, total, z=_z(conf))
+        lo, hi = wilson_interval(good, total, z=z_for(conf))
         burn = (bad / total) / budget
         b_lo, b_hi = (1 - hi) / budget, (1 - lo) / budget
         budget_events = budget * total / frac
         remaining = budget_events - bad
         consumed = burn * frac
-        status, _ = _classify(lo, hi, "min", avail_obj, avail_warn, None)
+        status, _ = classify_status(lo, hi, "min", avail_obj, avail_warn, None)
         reason = _slo_reason(err, good, total, bad, avail, lo, hi, objective, warn, status,
                              burn, consumed, conf, digits)
     tte = at = None
@@ -189,12 +189,12 @@ def _slo_reason(err, good, total, bad, avail, lo, hi, objective, warn, status, b
         head = (f"{fmt_count(bad)}/{fmt_count(total)} errors = "
                 f"{fmt_value(1 - avail, 'ratio', digits=digits)} "
                 f"({pct} CI {fmt_interval(1 - hi, 1 - lo, 'ratio', digits=digits)})")
-        clause = _clause(status, False, "max", objective, warn, None, "ratio", digits)
+        clause = status_clause(status, False, "max", objective, warn, None, "ratio", digits)
     else:
         head = (f"{fmt_count(good)}/{fmt_count(total)} good = "
                 f"{fmt_value(avail, 'ratio', digits=digits)} "
                 f"({pct} CI {fmt_interval(lo, hi, 'ratio', digits=digits)})")
-        clause = _clause(status, False, "min", objective, warn, None, "ratio", digits)
+        clause = status_clause(status, False, "min", objective, warn, None, "ratio", digits)
     return (f"{head}: {clause}; burn rate {burn:.2f}, "
             f"{fmt_value(consumed, 'ratio', digits=0)} of the error budget used")
 

@@ -1,5 +1,6 @@
-"""The 04-report step: gather findings, evaluate targets and SLOs, compare with the previous
-phase, derive statements, write ``summary.json``, then render ``report.md`` and ``report.html``.
+"""The summary of a run (behind the 04-report step): gather findings, evaluate targets and SLOs,
+compare with the previous phase and derive statements; the runner writes it as ``summary.json``
+and the report layer renders it.
 
 Everything numeric is computed here or earlier (models, rates) and lands in summary.json; the
 renderer (:mod:`capplan.report.document`) only arranges what summary.json holds.
@@ -23,18 +24,11 @@ from capplan.errors import CapplanError, InsufficientData
 from capplan.analysis.findings import (SEVERITY, Finding, fmt, fmt_date, fmt_interval, load_findings,
                               read_summary, write_summary)
 
-__all__ = ["ReportOutcome", "report_step", "evaluate_targets", "statements", "P_CROSS_AT_RISK"]
+__all__ = ["build_summary", "evaluate_targets", "statements", "P_CROSS_AT_RISK"]
 
 #: A resource whose forecast stays under its limit is still "at risk" when the calibrated paths
 #: cross it within the horizon with at least this probability.
 P_CROSS_AT_RISK = 0.2
-
-
-@dataclass
-class ReportOutcome:
-    summary: dict
-    markdown: Path
-    html: Path
 
 
 def _slug(text: str) -> str:
@@ -73,10 +67,12 @@ def _evaluate_window(st, t, start, end):
 
 
 def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_days: int,
-                     run_dir: Path, synthetic: bool) -> list[Finding]:
-    """One finding per target: current status (with interval, n) and the baseline beside it."""
+                     plots=None) -> list[Finding]:
+    """One finding per target: current status (with interval, n) and the baseline beside it.
+
+    ``plots`` (a :class:`capplan.report.figures.FigureWriter`) draws the SLO and latency figures.
+    """
     from capplan.analysis.evidence import counter_increases
-    from capplan.report import figures
     from capplan.analysis.slo import evaluate_slo_target
 
     out: list[Finding] = []
@@ -96,15 +92,14 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
                 s = evaluate_slo_target(t, good, total, span, as_of=end)
                 d = s.to_dict()
                 fig = None
-                if s.budget_fraction and total > 0:
+                if plots is not None and s.budget_fraction and total > 0:
                     cum_total = tot.cumulative()
                     cum_bad = part.cumulative() if t.bad_metric else cum_total - part.cumulative()
                     elapsed = (cum_total.index - w0) / t.window
                     allowed = s.budget_fraction * cum_total / np.maximum(elapsed, 1e-9)
                     remaining = (1 - cum_bad / allowed.replace(0, np.nan)).dropna()
-                    figp = figures.slo_figure(remaining, title=f"{t.name}: error budget",
-                                              synthetic=synthetic)
-                    fig = figures.save(figp, run_dir, f"slo_{_slug(t.name)}")
+                    fig = plots.slo(f"slo_{_slug(t.name)}", remaining,
+                                    title=f"{t.name}: error budget")
                 out.append(Finding(
                     fid, "targets", t.name, metric=t.total_metric, value=s.value,
                     unit="ratio", interval=s.interval, n=total, window=(w0, end),
@@ -121,13 +116,13 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
             except InsufficientData:
                 base, base_samples = None, None
             fig = None
-            if t.unit == "seconds" and cur_samples is not None and base_samples is not None:
-                figp = figures.latency_distribution_figure(
-                    base_samples, cur_samples, title=f"{t.name}: baseline vs current",
+            if plots is not None and t.unit == "seconds" and cur_samples is not None and base_samples is not None:
+                fig = plots.latency(
+                    f"latency_{_slug(t.name)}", base_samples, cur_samples,
+                    title=f"{t.name}: baseline vs current",
                     labels=(f"baseline ({fmt_date(start)} – {fmt_date(base_end)})",
                             f"current ({fmt_date(cur_start)} – {fmt_date(end)})"),
-                    synthetic=synthetic, target=t.bound)
-                fig = figures.save(figp, run_dir, f"latency_{_slug(t.name)}")
+                    target=t.bound)
             bd = base.to_dict() if base is not None else None
             base_disp = "n/a" if base is None else fmt(base.value, base.unit)
             if base is not None and base.lo is not None:
@@ -298,15 +293,15 @@ def _next_targets(sections: dict) -> list[dict]:
     return out
 
 
-def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase: str = "",
-                to_phase: str = "", targets: list | None = None, previous_summary: str = "",
-                baseline_days: int = 7, current_days: int = 7, params_name: str = "") -> ReportOutcome:
-    """Assemble summary.json and render the handoff document (see the module docstring)."""
-    from capplan.runner.pipeline import data_end, open_run_store
-    from capplan.report.document import render_report
+def build_summary(st, gathered: dict, *, run_id: str, service: str = "", from_phase: str = "",
+                  to_phase: str = "", targets: list | None = None, previous_summary: str = "",
+                  baseline_days: int = 7, current_days: int = 7, params_name: str = "",
+                  plots=None) -> dict:
+    """The summary.json document: the notebooks' findings (``gathered``), the targets evaluated on
+    the open store ``st``, the comparison with a previous summary, and the derived statements."""
+    from capplan.analysis.evidence import data_end
     from capplan.analysis.targets import parse_targets
 
-    gathered = load_findings(run_dir)
     meta01 = gathered.get("01-collect", {}).get("meta", {})
     synthetic = bool(meta01.get("synthetic"))
     sections: dict[str, list[dict]] = {"data": [], "runway": [], "scaling": [], "targets": [],
@@ -320,14 +315,13 @@ def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase
             notes[nb] = payload["notes"]
         figs.update({f"{nb}:{k}": v for k, v in payload.get("figures", {}).items()})
     tspecs = parse_targets(targets or [], path="params")
-    with open_run_store(store, run_dir) as st:
-        end = data_end(st)
-        series = st.series()
-        start = None if series.empty else pd.Timestamp(series["first"].min())
-        if end is not None:
-            tf = evaluate_targets(st, tspecs, start=start, end=end, baseline_days=baseline_days,
-                                  current_days=current_days, run_dir=run_dir, synthetic=synthetic)
-            sections["targets"] = [f.to_dict() for f in tf]
+    end = data_end(st)
+    series = st.series()
+    start = None if series.empty else pd.Timestamp(series["first"].min())
+    if end is not None:
+        tf = evaluate_targets(st, tspecs, start=start, end=end, baseline_days=baseline_days,
+                              current_days=current_days, plots=plots)
+        sections["targets"] = [f.to_dict() for f in tf]
     prev_info = None
     if previous_summary:
         prev = read_summary(previous_summary)
@@ -335,8 +329,8 @@ def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase
                      "generated_at": prev.get("generated_at"), "to_phase": prev.get("to_phase")}
         sections["changes"] = [f.to_dict() for f in _compare_previous(prev, sections)]
     horizon = (gathered.get("02-growth", {}).get("meta", {}) or {}).get("horizon_days")
-    summary = {
-        "name": params_name, "run_id": Path(run_dir).name.lstrip(".").split(".partial")[0],
+    return {
+        "name": params_name, "run_id": run_id,
         "service": service, "from_phase": from_phase, "to_phase": to_phase,
         "synthetic": synthetic, "degraded": bool(meta01.get("degraded")),
         "data_window": [start, end], "windows": {
@@ -349,6 +343,3 @@ def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase
         "notes": notes, "figures": figs, "previous": prev_info,
         "provenance": {nb: payload.get("meta", {}) for nb, payload in gathered.items()},
     }
-    write_summary(run_dir, summary)
-    md, html = render_report(run_dir)
-    return ReportOutcome(read_summary(run_dir), md, html)

@@ -94,7 +94,7 @@ _STAT_RE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
 _METRIC_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def _z(conf: float) -> float:
+def z_for(conf: float) -> float:
     if not 0 < conf < 1:
         raise ValueError(f"conf must be in (0, 1), got {conf!r}")
     return float(special.ndtri(0.5 + conf / 2))  # normal quantile
@@ -144,13 +144,13 @@ class Target:
              "warn": self.warn, "crit": self.crit, "metric": self.metric,
              "statistic": self.statistic, "unit": self.unit}
         if self.is_slo:
-            d.update(slo=self.slo, window=_td_text(self.window), good_metric=self.good_metric,
+            d.update(slo=self.slo, window=timedelta_text(self.window), good_metric=self.good_metric,
                      bad_metric=self.bad_metric, total_metric=self.total_metric,
                      threshold=self.threshold)
         return d
 
 
-def _td_text(td: pd.Timedelta | None) -> str | None:
+def timedelta_text(td: pd.Timedelta | None) -> str | None:
     if td is None:
         return None
     days = td / pd.Timedelta("1D")
@@ -348,7 +348,7 @@ class TargetStatus:
                 "reason": self.reason}
 
 
-def _classify(lo, hi, direction, bound, warn, crit) -> tuple[str, bool]:
+def classify_status(lo, hi, direction, bound, warn, crit) -> tuple[str, bool]:
     if lo is None or hi is None:
         return INSUFFICIENT, False
     sign = 1 if direction == "min" else -1          # sign * (x - bound) >= 0 is the good side
@@ -362,7 +362,7 @@ def _classify(lo, hi, direction, bound, warn, crit) -> tuple[str, bool]:
     return INSUFFICIENT, False
 
 
-def _clause(status, critical, direction, bound, warn, crit, unit, digits) -> str:
+def status_clause(status, critical, direction, bound, warn, crit, unit, digits) -> str:
     if unit == "ratio":    # thresholds as written: "80%", "99.9%"
         digits = pct_digits(bound, *(x for x in (warn, crit) if x is not None))
     word = "minimum" if direction == "min" else "maximum"
@@ -382,13 +382,13 @@ def _clause(status, critical, direction, bound, warn, crit, unit, digits) -> str
 
 def _status(target: Target, *, value, lo, hi, n, method, conf, head, successes=None,
             none_reason=None, digits=None) -> TargetStatus:
-    status, critical = _classify(lo, hi, target.direction, target.bound, target.warn, target.crit)
+    status, critical = classify_status(lo, hi, target.direction, target.bound, target.warn, target.crit)
     if lo is None or hi is None:
         reason = f"{head}: {none_reason or 'no interval'}"
     else:
         ci = fmt_interval(lo, hi, target.unit, digits=digits)
         reason = (f"{head} ({round(conf * 100, 2):g}% CI {ci}): "
-                  + _clause(status, critical, target.direction, target.bound, target.warn,
+                  + status_clause(status, critical, target.direction, target.bound, target.warn,
                             target.crit, target.unit, digits))
     return TargetStatus(name=target.name, status=status, value=value, lo=lo, hi=hi, n=n,
                         unit=target.unit, direction=target.direction, target=target.bound,
@@ -397,7 +397,7 @@ def _status(target: Target, *, value, lo, hi, n, method, conf, head, successes=N
                         statistic=target.statistic, successes=successes)
 
 
-def _check_counts(successes: float, n: float) -> None:
+def check_counts(successes: float, n: float) -> None:
     if not (math.isfinite(successes) and math.isfinite(n)) or n < 0 or successes < 0:
         raise ValueError(f"counts must be finite and non-negative, got {successes!r}/{n!r}")
     if successes > n * (1 + 1e-12):
@@ -411,12 +411,12 @@ def evaluate_proportion(successes: float, n: float, target: Target, *,
     Counts may be non-integral (extrapolated counter increases).  ``n == 0`` is "insufficient
     evidence" (no traffic), never 0 % or 100 %.  Wilson (1927); Brown, Cai & DasGupta (2001).
     """
-    _check_counts(successes, n)
+    check_counts(successes, n)
     digits = _digits_for(target)
     if n == 0:
         return _status(target, value=None, lo=None, hi=None, n=0, method="wilson", conf=conf,
                        head="no events", none_reason="no traffic in the window", successes=0)
-    lo, hi = wilson_interval(successes, n, z=_z(conf))
+    lo, hi = wilson_interval(successes, n, z=z_for(conf))
     p = successes / n
     head = f"{fmt_count(successes)}/{fmt_count(n)} = {fmt_value(p, 'ratio', digits=digits)}"
     return _status(target, value=p, lo=lo, hi=hi, n=n, method="wilson", conf=conf, head=head,

@@ -171,3 +171,30 @@ def latency_distribution_figure(baseline: np.ndarray, current: np.ndarray, *, ti
         ax.legend(loc="lower right")
         _stamp(fig, synthetic)
         return fig
+
+
+class FigureWriter:
+    """Draws a run's figures into ``<run_dir>/figures`` and returns their relative paths.
+
+    The analysis layer receives one of these (as ``plots``) from the runner and never imports this
+    module, so analysis stays below the report in the layering: it hands data over, the report
+    draws it.
+    """
+
+    def __init__(self, run_dir: str | Path, *, synthetic: bool = False):
+        self.run_dir = Path(run_dir)
+        self.synthetic = synthetic
+
+    def forecast(self, name: str, history: pd.Series, forecast: pd.DataFrame | None, **kw) -> str:
+        return save(forecast_figure(history, forecast, synthetic=self.synthetic, **kw), self.run_dir, name)
+
+    def usl(self, name: str, n: np.ndarray, x: np.ndarray, curve: pd.DataFrame, **kw) -> str:
+        # load points are measured (the demo's too: a real recorded sweep), never synthetic
+        return save(usl_figure(n, x, curve, **kw), self.run_dir, name)
+
+    def slo(self, name: str, budget: pd.Series, **kw) -> str:
+        return save(slo_figure(budget, synthetic=self.synthetic, **kw), self.run_dir, name)
+
+    def latency(self, name: str, baseline: np.ndarray, current: np.ndarray, **kw) -> str:
+        return save(latency_distribution_figure(baseline, current, synthetic=self.synthetic, **kw),
+                    self.run_dir, name)

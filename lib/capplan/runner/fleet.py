@@ -106,7 +106,7 @@ def _notebook_params() -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def _check_service(raw: Any, *, path: str, key: str, types: dict[str, str]) -> dict:
-    from capplan.runner.params import _type_ok, check_no_secrets
+    from capplan.runner.params import type_ok, check_no_secrets
 
     if not isinstance(raw, dict):
         raise ConfigError(f"must be a mapping, got {type(raw).__name__}", path=path, key=key)
@@ -117,7 +117,7 @@ def _check_service(raw: Any, *, path: str, key: str, types: dict[str, str]) -> d
             raise ConfigError(f"unknown key '{k}'", path=path, key=f"{key}.{k}",
                               hint=(f"did you mean '{close[0]}'? " if close else "")
                               + "allowed: the keys of a capplan run params file, name, demo_scale")
-        if k in types and not _type_ok(v, types[k]):
+        if k in types and not type_ok(v, types[k]):
             raise ConfigError(f"expected {types[k]}, got {type(v).__name__} {v!r}", path=path,
                               key=f"{key}.{k}")
     scale = raw.get("demo_scale")
@@ -444,10 +444,10 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
     Raises ConfigError (bad fleet params), SourceUnavailable (scheduler or Prometheus
     unreachable), LockBusy (another fleet run of the same name) and OutputError.
     """
-    from capplan.analysis.findings import _clean
+    from capplan.analysis.findings import jsonable
     from capplan.runner.params import project_root
     from capplan.report.render import to_html, to_markdown
-    from capplan.runner.run import RunLock, _new_run_id, _point_latest
+    from capplan.runner.run import RunLock, new_run_id, point_latest
 
     spec = load_fleet(path, scheduler=scheduler, workers=workers)
     services = list(spec.services)
@@ -464,7 +464,7 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
                           hint="make the outputs directory writable or pass --outputs DIR") from exc
     started = time.time()
     with RunLock(outputs / spec.name, wait_s=wait_s):
-        run_id = _new_run_id()
+        run_id = new_run_id()
         work = _prepare(outputs, spec.name, run_id)
         with dask_client(spec.scheduler, workers=spec.workers) as client:
             results = map_tasks(client, analyse_service, services, progress=progress,
@@ -487,7 +487,7 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
         good = [r for r in rows if r["status"] != "failed"]
         status = "failed" if not good else ("ok" if all(r["status"] == "ok" for r in rows)
                                             else "degraded")
-        fleet = _clean({"schema_version": FLEET_SCHEMA, "name": spec.name, "run_id": run_id,
+        fleet = jsonable({"schema_version": FLEET_SCHEMA, "name": spec.name, "run_id": run_id,
                         "generated_at": datetime.now(timezone.utc).isoformat(), "status": status,
                         "top": spec.top, "services": rows, "risks": risks,
                         "scheduler": spec.scheduler or f"LocalCluster({spec.workers} workers)",
@@ -496,7 +496,7 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
         blocks = build_fleet_document(fleet)
         _write_atomic(work / "fleet.md", to_markdown(blocks))
         _write_atomic(work / "fleet.html", to_html(blocks, run_dir=work, title=blocks[0][1]))
-        _write_atomic(work / "manifest.json", json.dumps(_clean(
+        _write_atomic(work / "manifest.json", json.dumps(jsonable(
             {"schema_version": 1, "kind": "fleet", "name": spec.name, "run_id": run_id,
              "status": status, "params_file": Path(spec.path).name, "services": len(rows),
              "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
@@ -506,7 +506,7 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
         try:
             os.rename(work, final)
             if status != "failed":
-                _point_latest(outputs / spec.name, run_id)
+                point_latest(outputs / spec.name, run_id)
         except OSError as exc:
             raise OutputError(f"cannot publish the fleet folder {final}: {exc}",
                               hint="check free space and permissions of the outputs directory") from exc

@@ -51,8 +51,9 @@ def open_run_store(store: str, run_dir: Path):
 
 def data_end(store) -> pd.Timestamp | None:
     """The newest sample in the store: the report's "now"."""
-    s = store.series()
-    return None if s.empty else pd.Timestamp(s["last"].max())
+    from capplan.analysis.evidence import data_end as _data_end
+
+    return _data_end(store)
 
 
 # --- 01-collect --------------------------------------------------------------------------------
@@ -183,14 +184,16 @@ def growth_step(*, store: str, run_dir: Path, capacity: list, grain: str = "1h",
     """Forecast every capacity entry and compute its runway (see :mod:`capplan.analysis.runway`)."""
     from capplan.analysis.runway import analyse_capacity, parse_capacity
 
+    from capplan.report.figures import FigureWriter
+
     specs = parse_capacity(capacity)
-    synthetic = _synthetic(run_dir)
+    plots = FigureWriter(run_dir, synthetic=_synthetic(run_dir))
     findings, figs, rows = [], [], []
     with open_run_store(store, run_dir) as st:
         end = data_end(st)
         for spec in specs:
             out = analyse_capacity(st, spec, end=end, lookback_days=lookback_days, grain=grain,
-                                   horizon_days=horizon_days, run_dir=run_dir, synthetic=synthetic)
+                                   horizon_days=horizon_days, plots=plots)
             f = out.finding
             findings.append(f)
             if out.figure:
@@ -206,17 +209,58 @@ def growth_step(*, store: str, run_dir: Path, capacity: list, grain: str = "1h",
 
 # --- 03-scaling --------------------------------------------------------------------------------
 
-def scaling_step(**kwargs):
-    """See :func:`capplan.analysis.scaling.scaling_step` (kept there to keep this module small)."""
-    from capplan.analysis.scaling import scaling_step as _step
+def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
+                 loadtest_tool: str = "", load_metric: str = "", load_multiplier: float = 10.0,
+                 latency_target_s: float = 0.0):
+    """Fit USL to the load points and save the scaling findings (``findings/03-scaling.json``);
+    see :mod:`capplan.analysis.scaling`."""
+    import contextlib
 
-    return _step(**kwargs)
+    from capplan.analysis.scaling import ScalingOutcome, analyse_scaling, load_points
+    from capplan.report.figures import FigureWriter
+
+    if not loadtest_file:
+        save_findings(run_dir, "03-scaling", [], notes=["No load test results were given "
+                                                        "(params: loadtest_file)."])
+        return ScalingOutcome(pd.DataFrame(), pd.DataFrame(), [], [], ["no load test"])
+    points, origin = load_points(loadtest_file, loadtest_tool)
+    with (open_run_store(store, run_dir) if load_metric else contextlib.nullcontext()) as st:
+        out = analyse_scaling(points, origin, store=st, load_metric=load_metric,
+                              load_multiplier=load_multiplier, latency_target_s=latency_target_s,
+                              plots=FigureWriter(run_dir))
+    save_findings(run_dir, "03-scaling", out.findings, notes=out.warnings, figures=out.figure_ids,
+                  meta=out.meta or None)
+    return out
 
 
 # --- 04-report ---------------------------------------------------------------------------------
 
-def report_step(**kwargs):
-    """See :func:`capplan.analysis.summary.report_step`."""
-    from capplan.analysis.summary import report_step as _step
+@dataclass
+class ReportOutcome:
+    summary: dict
+    markdown: Path
+    html: Path
 
-    return _step(**kwargs)
+
+def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase: str = "",
+                to_phase: str = "", targets: list | None = None, previous_summary: str = "",
+                baseline_days: int = 7, current_days: int = 7, params_name: str = "") -> ReportOutcome:
+    """Assemble summary.json (:func:`capplan.analysis.summary.build_summary`) and render the
+    handoff document (:func:`capplan.report.document.render_report`)."""
+    from capplan.analysis.findings import load_findings, read_summary, write_summary
+    from capplan.analysis.summary import build_summary
+    from capplan.report.document import render_report
+    from capplan.report.figures import FigureWriter
+
+    gathered = load_findings(run_dir)
+    synthetic = bool(gathered.get("01-collect", {}).get("meta", {}).get("synthetic"))
+    with open_run_store(store, run_dir) as st:
+        summary = build_summary(
+            st, gathered, run_id=Path(run_dir).name.lstrip(".").split(".partial")[0],
+            service=service, from_phase=from_phase, to_phase=to_phase, targets=targets,
+            previous_summary=previous_summary, baseline_days=baseline_days,
+            current_days=current_days, params_name=params_name,
+            plots=FigureWriter(run_dir, synthetic=synthetic))
+    write_summary(run_dir, summary)
+    md, html = render_report(run_dir)
+    return ReportOutcome(read_summary(run_dir), md, html)

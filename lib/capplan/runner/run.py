@@ -130,11 +130,11 @@ def _env_secrets() -> tuple[str, ...]:
     return tuple(os.environ[k] for k in keys if len(os.environ[k]) >= 4)
 
 
-def _new_run_id() -> str:
+def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
-def _point_latest(name_dir: Path, run_id: str) -> None:
+def point_latest(name_dir: Path, run_id: str) -> None:
     tmp = name_dir / f".latest.{run_id}.tmp"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
@@ -229,7 +229,7 @@ def run_report(params_path: str | Path, *, outputs: str | Path | None = None,
 def _run_locked(params: Params, outputs: Path, *, cell_timeout_s: float,
                 run_timeout_s: float | None, kernel: str, pipeline: tuple[str, ...],
                 log_output: bool) -> RunResult:
-    run_id = _new_run_id()
+    run_id = new_run_id()
     name_dir, work = _prepare_dir(outputs, params.name, run_id)
     started = time.time()
     log = logging.getLogger("capplan.runner.run")
@@ -324,7 +324,7 @@ def _run_locked(params: Params, outputs: Path, *, cell_timeout_s: float,
     try:
         os.rename(work, final)
         if status in ("ok", "degraded"):
-            _point_latest(name_dir, run_id)
+            point_latest(name_dir, run_id)
     except OSError as exc:
         raise OutputError(f"cannot publish the run folder {final}: {exc}",
                           hint="check free space and permissions of the outputs directory") from exc
