@@ -7,7 +7,7 @@ notebook can declare them as papermill parameters)::
     store: .capplan/metrics.sqlite   # where samples go (capplan.store.open_store); --store wins
     collect_duration_s: 60           # the CLI's --duration / --interval win
     collect_interval_s: 1
-    collect_batch_size: 5000         # rows buffered before one store.append()
+    collect_batch_size: 5000         # at most this many rows per store.append()
     sources:
       - {source: redis, name: cache, url_env: REDIS_URL, queues: ["rq:queue:default"]}
       - {source: postgres, name: app, statements_top: 20}
@@ -19,6 +19,10 @@ timeout_s).  Besides the sources' samples every round writes, per source, the ga
 ``capplan``.  A failure is a gap: up = 0, its scrubbed error text in
 :attr:`CollectResult.failures` and the log, and the loop goes on.  SIGINT (Ctrl-C) and SIGTERM
 stop the loop after the current round; everything read so far is written before returning.
+
+Every round's samples are appended to the store at the end of that round (and a batch is split
+when it reaches ``collect_batch_size`` rows), so a ``kill -9`` loses at most the round in flight:
+one interval of samples.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import pandas as pd
 
 from capplan.collect import Collector, create
 from capplan.collect._common import build_frame, positive_float
-from capplan.core.credentials import scrub
+from capplan.core.credentials import check_no_secrets, scrub_all
 from capplan.errors import CapplanError, ConfigError, StoreError
 from capplan.core.frame import concat_frames, validate_frame
 
@@ -89,7 +93,8 @@ def _source_of(c: Collector) -> str:
 
 
 class _Writer:
-    """Buffers frames and appends them to the store in batches of >= ``batch_size`` rows."""
+    """Buffers frames; appends them when ``batch_size`` rows are buffered and at every
+    :meth:`flush` (the loop calls it once per round)."""
 
     def __init__(self, store, batch_size: int):
         self.store, self.batch_size = store, batch_size
@@ -126,8 +131,8 @@ def collect(collectors: Sequence[Collector], store, *, duration_s: float, interv
     """Sample every collector each ``interval_s`` seconds for ``duration_s`` seconds.
 
     ``round(duration_s / interval_s)`` rounds (at least one) start at ``t0 + k * interval_s``.
-    Frames go to ``store.append(frame)`` in batches of at least ``batch_size`` rows and at the
-    end.  A failing or invalid source is recorded as a gap and the loop goes on; a read still
+    Each round's frames go to ``store.append(frame)`` at the end of the round (earlier when
+    ``batch_size`` rows are buffered), so a killed process loses at most one interval.  A failing or invalid source is recorded as a gap and the loop goes on; a read still
     running at the next round is reported as failed for that round and its frame, if it arrives,
     is kept.  Setting ``stop_event`` (or SIGINT/SIGTERM, when called from the main thread) ends
     the loop after the current round.  Raises :class:`ConfigError` on bad arguments and
@@ -151,7 +156,8 @@ def collect(collectors: Sequence[Collector], store, *, duration_s: float, interv
     pending: dict[str, Future] = {}
     started = datetime.now(timezone.utc)
     restore = _install_signal_handlers(stop)
-    bar = _progress_bar(n_rounds, progress)
+    # progress: a bool (tqdm.auto bar) or a factory total -> bar (the runner's progress file)
+    bar = progress(n_rounds) if callable(progress) else _progress_bar(n_rounds, progress)
     rounds = 0
     interrupted = False
     pool = ThreadPoolExecutor(max_workers=len(collectors), thread_name_prefix="capplan-collect")
@@ -165,6 +171,7 @@ def collect(collectors: Sequence[Collector], store, *, duration_s: float, interv
                 break
             _round(collectors, names, pool, pending, writer, stats, failures,
                    deadline=t0 + (k + 1) * interval_s)
+            writer.flush(final=False)   # durable every interval: kill -9 loses one round at most
             rounds += 1
             if bar is not None:
                 bar.update(1)
@@ -251,7 +258,7 @@ def _take(fut: Future, name, writer, stats, failures) -> tuple[bool, float]:
 
 
 def _fail(name, text, stats, failures, ts) -> None:
-    text = scrub(text)
+    text = scrub_all(text)
     stats[name]["failed"] += 1
     if not stats[name].get("_down"):
         log.warning("%s: read failed (recorded as a gap; collection goes on): %s", name, text)
@@ -312,8 +319,6 @@ def build_collectors(sources: object, *, path: str | None = None) -> list[Collec
     if not isinstance(sources, Sequence) or isinstance(sources, (str, bytes)) or not sources:
         raise ConfigError("'sources' must be a non-empty list of source sections", path=path,
                           key="sources", hint="e.g. sources: [{source: redis, name: cache}]")
-    from capplan.runner.params import check_no_secrets
-
     out: list[Collector] = []
     try:
         for i, sec in enumerate(sources):

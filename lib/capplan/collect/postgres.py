@@ -58,7 +58,7 @@ import time
 
 from capplan.collect import register
 from capplan.collect._common import Row, build_frame, check_keys, positive_float
-from capplan.core.credentials import pg_password, resolve_pg_conninfo, scrub
+from capplan.core.credentials import dsn_passwords, known_secrets, resolve_pg_conninfo, scrub
 from capplan.errors import ConfigError, SourceUnavailable
 
 __all__ = ["PostgresCollector", "BACKEND_STATES"]
@@ -183,9 +183,9 @@ class PostgresCollector:
 
         if self._conninfo is None:
             self._conninfo = resolve_pg_conninfo(**self._dsn_args)
-            pw = pg_password(self._conninfo)
-            if pw:
-                self._secrets.append(pw)
+            # every form of every password in play, also from a DSN libpq refuses to parse (its
+            # error quotes the bad token, often the password itself)
+            self._secrets = sorted(known_secrets(extra=dsn_passwords(self._conninfo)))
             self._where_safe = self._describe(self._conninfo)
         where = self._describe(self._conninfo, dbname)
         extra = {"dbname": dbname} if dbname else {}

@@ -62,7 +62,7 @@ from collections.abc import Mapping, Sequence
 
 from capplan.collect import register
 from capplan.collect._common import Row, build_frame, check_keys, positive_float
-from capplan.core.credentials import resolve_redis_url, scrub
+from capplan.core.credentials import dsn_passwords, known_secrets, resolve_redis_url, scrub
 from capplan.errors import ConfigError, SourceUnavailable
 
 __all__ = ["RedisCollector", "INFO_FIELDS", "QUEUE_TYPES"]
@@ -172,9 +172,12 @@ class RedisCollector:
         url = resolve_redis_url(**self._url_args)
         from urllib.parse import urlsplit
         parts = urlsplit(url)
-        if parts.password:
-            self._secrets.append(parts.password)
-        self._where_safe = f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or ''}"
+        self._secrets = sorted(known_secrets(extra=[parts.password, *dsn_passwords(url)]))
+        try:
+            port = parts.port or 6379
+        except ValueError:   # a non-numeric port: redis-py refuses the URL below
+            port = "?"
+        self._where_safe = f"{parts.hostname or 'localhost'}:{port}{parts.path or ''}"
         try:
             return redis.Redis.from_url(url, socket_timeout=self.timeout_s,
                                         socket_connect_timeout=self.timeout_s,

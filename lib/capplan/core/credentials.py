@@ -28,24 +28,46 @@ The credentials file is YAML, git-ignored (``credentials.yaml`` is in the projec
         dbname: app
 
 Every message that may contain a URL or DSN goes through :func:`scrub`, which masks the password
-of ``scheme://user:pass@`` URLs, ``password=...`` conninfo pairs and any literal secret given.
-Environment reads happen when a function is called, never at import.
+of ``scheme://user:pass@`` URLs, ``password=...`` conninfo pairs, ``?password=`` queries, bearer
+tokens, the token libpq quotes in ``invalid percent-encoded token: "..."`` and any literal secret
+given.  Shapes are not enough (libpq quotes a bad password without saying it is one), so
+:func:`known_secrets` gathers the actual secret values in play -- password-named environment
+variables (``PGPASSWORD``, ``*_TOKEN`` ...), the passwords inside every URL or DSN held by an
+environment variable (``REDIS_URL``, the variables params name with ``url_env``/``dsn_env``),
+``~/.pgpass`` (``PGPASSFILE``), ``pg_service.conf`` and the capplan credentials file -- each in
+its raw, percent-decoded, percent-encoded, JSON-escaped and HTML-escaped form, and
+:func:`scrub_all` masks them all.  Everything capplan writes goes through :func:`scrub_all`.
+
+:func:`check_no_secrets` refuses params that hold a secret (a password-like key with a value, a URL
+or DSN with an inline password, a ``?password=`` query, an ``Authorization``/bearer value).
+
+Environment and file reads happen when a function is called, never at import.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 import os
 import re
 import stat
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from capplan.errors import ConfigError
 
 __all__ = [
     "MASK",
+    "MIN_SECRET_LEN",
     "scrub",
+    "scrub_all",
+    "known_secrets",
+    "dsn_passwords",
+    "secret_variants",
+    "check_no_secrets",
     "credentials_path",
     "load_profile",
     "resolve_redis_url",
@@ -58,9 +80,19 @@ log = logging.getLogger(__name__)
 MASK = "***"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
+#: Literal secrets shorter than this are not masked by value (masking "pw" everywhere would
+#: mangle every output); their URL/conninfo shapes are still masked.
+MIN_SECRET_LEN = 4
+
 _URL_PASS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@\s]*)@")
-_KV_PASS = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s]+)", re.IGNORECASE)
-_QUERY_PASS = re.compile(r"(?P<key>[?&]password=)(?P<pw>[^&\s]+)", re.IGNORECASE)
+_KV_PASS = re.compile(r"(?P<key>\b(?:password|passwd|pwd)\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s]+)",
+                      re.IGNORECASE)
+_QUERY_PASS = re.compile(r"(?P<key>[?&;](?:password|passwd|pwd|pass)=)(?P<pw>[^&\s]+)", re.IGNORECASE)
+# libpq quotes a URI component it cannot percent-decode -- often the password itself
+_PCT_TOKEN = re.compile(r'(?P<key>invalid percent-encoded token:\s*")(?P<pw>[^"]*)"', re.IGNORECASE)
+_BEARER = re.compile(r"(?P<key>\bbearer\s+)(?P<pw>[A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE)
+_AUTH_HEADER = re.compile(r"(?P<key>\b(?:authorization|x-api-key|api[_-]?key)[\"']?\s*[:=]\s*[\"']?"
+                          r"(?:(?:bearer|basic|token)\s+)?)(?P<pw>[^\s\"',;}]+)", re.IGNORECASE)
 
 
 def scrub(text: object, secrets: Iterable[str | None] = ()) -> str:
@@ -72,12 +104,250 @@ def scrub(text: object, secrets: Iterable[str | None] = ()) -> str:
     URL form).
     """
     out = str(text)
-    for s in sorted({s for s in secrets if s}, key=len, reverse=True):
+    for s in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len, reverse=True):
         out = out.replace(s, MASK)
     out = _URL_PASS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", out)
     out = _KV_PASS.sub(lambda m: f"{m['key']}{MASK}", out)
     out = _QUERY_PASS.sub(lambda m: f"{m['key']}{MASK}", out)
+    out = _PCT_TOKEN.sub(lambda m: f'{m["key"]}{MASK}"', out)
+    out = _AUTH_HEADER.sub(lambda m: m["key"] + (m["pw"] if m["pw"] == MASK else MASK), out)
+    out = _BEARER.sub(lambda m: f"{m['key']}{MASK}", out)
     return out
+
+
+def scrub_all(text: object, secrets: Iterable[str] | None = None, *,
+              environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with every secret in play masked: :func:`scrub` fed with :func:`known_secrets`.
+
+    This is the call for everything capplan writes (manifest, logs, summary, findings,
+    notebooks).  Pass ``secrets`` (a :func:`known_secrets` result) when scrubbing many strings,
+    so the environment and credential files are read once.
+    """
+    return scrub(text, known_secrets(environ=environ) if secrets is None else secrets)
+
+
+# -- the secret values in play -------------------------------------------------------------------
+_SECRET_ENV_NAME = re.compile(r"(PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_?KEY|APIKEY|PRIVATE_?KEY|"
+                              r"AUTH_?KEY)", re.IGNORECASE)
+_NOT_A_SECRET_ENV = re.compile(r"(FILE|PATH|DIR|_ENV|_NAME|_USER)$|^(OLDPWD|PWD)$", re.IGNORECASE)
+_URLISH = re.compile(r"://|(^|\s)[a-z_]+\s*=", re.IGNORECASE)
+
+
+def secret_variants(secret: str) -> set[str]:
+    """``secret`` as it may appear in an output: raw, percent-decoded, percent-encoded (as in a
+    URL or form), JSON-escaped and HTML-escaped; forms shorter than :data:`MIN_SECRET_LEN` dropped."""
+    if not secret:
+        return set()
+    out = {secret, secret.strip()}
+    try:
+        out.add(urllib.parse.unquote(secret, errors="strict"))
+    except UnicodeDecodeError:
+        pass
+    out |= {urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret, safe="")}
+    for v in list(out):
+        out.add(json.dumps(v, ensure_ascii=False)[1:-1])
+        out.add(json.dumps(v)[1:-1])
+        out.add(html.escape(v, quote=True))
+        out.add(html.escape(v, quote=False))
+    return {v for v in out if len(v) >= MIN_SECRET_LEN}
+
+
+def _conninfo_unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == "'" and value[-1] == "'":
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def dsn_passwords(text: str | None) -> list[str]:
+    """Every password written in a URL/URI or libpq conninfo string, raw as written.
+
+    Works on strings libpq itself refuses (an invalid percent escape, an unknown keyword), so
+    the password a refused DSN carries can still be masked in the error libpq prints.
+    """
+    if not text:
+        return []
+    out: list[str] = []
+    for m in _URL_PASS.finditer(text):
+        out.append(m["pw"])
+    for m in _QUERY_PASS.finditer(text):
+        out.append(m["pw"])
+    for m in _KV_PASS.finditer(text):
+        out.append(_conninfo_unquote(m["pw"]))
+        out.append(m["pw"])
+    try:   # a well-formed conninfo: libpq's own reading (quoting and escapes done right)
+        from psycopg.conninfo import conninfo_to_dict
+        import psycopg
+
+        try:
+            pw = conninfo_to_dict(text).get("password")
+        except psycopg.ProgrammingError:
+            pw = None
+        if pw:
+            out.append(str(pw))
+    except ImportError:   # pragma: no cover - psycopg is a dependency
+        pass
+    return [p for p in dict.fromkeys(out) if p]
+
+
+def _split_pgpass(line: str) -> list[str]:
+    fields, cur, esc = [], [], False
+    for ch in line:
+        if esc:
+            cur.append(ch)
+            esc = False
+        elif ch == "\\":
+            esc = True
+        elif ch == ":":
+            fields.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    fields.append("".join(cur))
+    return fields
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if path.is_file():
+            return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        pass
+    return ""
+
+
+def _pgpass_passwords(path: Path) -> list[str]:
+    out = []
+    for line in _read_text(path).splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            fields = _split_pgpass(line)
+            if len(fields) >= 5:
+                out.append(":".join(fields[4:]))
+    return out
+
+
+def _service_file_passwords(path: Path) -> list[str]:
+    out = []
+    for line in _read_text(path).splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().lower() in ("password", "passwd", "pwd"):
+            out.append(value.strip())
+        elif sep:
+            out += dsn_passwords(value.strip())
+    return out
+
+
+def _mapping_secrets(obj: Any, out: list[str], key: str = "") -> None:
+    """Secrets in a credentials-file mapping: values under password-like keys, URL/DSN passwords."""
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _mapping_secrets(v, out, str(k))
+    elif isinstance(obj, list):
+        for v in obj:
+            _mapping_secrets(v, out, key)
+    elif obj is not None and not isinstance(obj, bool):
+        text = str(obj)
+        if _SECRET_KEY.search(key) or key.lower() in ("pass", "pwd"):
+            out.append(text)
+        out += dsn_passwords(text)
+
+
+def _credential_files(env: Mapping[str, str]) -> list[tuple[str, Path]]:
+    home = Path(env.get("HOME") or Path.home())
+    files = [("pgpass", Path(env.get("PGPASSFILE") or home / ".pgpass")),
+             ("service", Path(env.get("PGSERVICEFILE") or home / ".pg_service.conf"))]
+    if env.get("PGSYSCONFDIR"):
+        files.append(("service", Path(env["PGSYSCONFDIR"]) / "pg_service.conf"))
+    cred = env.get("CAPPLAN_CREDENTIALS")
+    for cand in ([Path(cred)] if cred else []) + [Path("credentials.yaml"),
+                                                    home / ".config" / "capplan" / "credentials.yaml"]:
+        files.append(("capplan", cand))
+    return files
+
+
+def known_secrets(*, environ: Mapping[str, str] | None = None,
+                  extra: Iterable[str | None] = ()) -> frozenset[str]:
+    """The secret values in play now, in every form they may take in an output.
+
+    Gathered from: environment variables named like a secret (``PGPASSWORD``, ``*_TOKEN``,
+    ``*_SECRET``, ``*_API_KEY`` ...; not ``*_FILE``/``*_PATH``/``*_ENV``), the passwords inside
+    every URL or conninfo held by any environment variable (``REDIS_URL``, ``APP_PG_DSN``, whatever
+    ``url_env``/``dsn_env`` name), ``~/.pgpass`` (or ``PGPASSFILE``), ``~/.pg_service.conf`` (or
+    ``PGSERVICEFILE``), ``$PGSYSCONFDIR/pg_service.conf``, the capplan credentials file
+    (``CAPPLAN_CREDENTIALS``, ``./credentials.yaml``, ``~/.config/capplan/credentials.yaml``) and
+    ``extra``.  Each value comes with its :func:`secret_variants`.  Unreadable files are skipped.
+    """
+    env = os.environ if environ is None else environ
+    raw: list[str] = [s for s in extra if s]
+    for name, value in env.items():
+        if not value:
+            continue
+        if _SECRET_ENV_NAME.search(name) and not _NOT_A_SECRET_ENV.search(name):
+            raw.append(value)
+        if _URLISH.search(value):
+            raw += dsn_passwords(value)
+    for kind, path in _credential_files(env):
+        if kind == "pgpass":
+            raw += _pgpass_passwords(path)
+        elif kind == "service":
+            raw += _service_file_passwords(path)
+        else:
+            text = _read_text(path)
+            if text:
+                try:
+                    import yaml
+
+                    _mapping_secrets(yaml.safe_load(text), raw)
+                except Exception:   # noqa: BLE001 - a broken file holds no secret we can name;
+                    # its password-looking lines still count (a YAML error must not unmask them)
+                    for line in text.splitlines():
+                        k, sep, v = line.partition(":")
+                        if sep and _SECRET_KEY.search(k.strip().strip("{ ")):
+                            raw.append(v.strip().strip("'\"{} "))
+                        raw += dsn_passwords(line)
+    out: set[str] = set()
+    for s in raw:
+        out |= secret_variants(str(s))
+    return frozenset(out)
+
+
+# -- params must not hold secrets ----------------------------------------------------------------
+_SECRET_KEY = re.compile(r"(password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|"
+                         r"private[_-]?key|cookie)$|(^|[_.-])pass$", re.IGNORECASE)
+_INLINE_PASSWORD = re.compile(r"://[^:/@\s]*:[^@\s]+@")
+_DSN_PASSWORD = re.compile(r"(^|\s)(password|passwd|pwd)\s*=", re.IGNORECASE)
+_QUERY_SECRET = re.compile(r"[?&;](password|passwd|pwd|pass|token|access_token|api[_-]?key|apikey|"
+                           r"secret|sig|signature)=[^&\s]", re.IGNORECASE)
+_AUTH_VALUE = re.compile(r"^\s*(bearer|basic|token)\s+\S{6,}\s*$", re.IGNORECASE)
+
+
+def check_no_secrets(obj: Any, *, path: str, where: str = "") -> None:
+    """Raise :class:`ConfigError` if a params value looks like a secret.
+
+    Refused: a key named like a secret (``password``, ``pwd``, ``token``, ``api_key``,
+    ``X-Api-Key``, ``authorization`` ...) with a value; a string holding a URL with
+    ``user:password@``, a conninfo ``password=``, a query ``?password=``/``?token=``/``?api_key=``,
+    or an ``Authorization`` value (``Bearer ...``).  Keys naming where a secret lives
+    (``url_env``, ``dsn_env``, ``bearer_token_env``, ``credentials_file``) are fine.  The message
+    names the file and key, never the value.
+    """
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            here = f"{where}.{k}" if where else str(k)
+            if _SECRET_KEY.search(str(k)) and v not in (None, "", False):
+                raise ConfigError("a secret written in a params file", path=path, key=here,
+                                  hint=f"remove it and name the environment variable that holds "
+                                       f"it instead, e.g. '{k}_env: MY_{str(k).upper()}' or use "
+                                       "PGPASSWORD / REDIS_URL in the environment")
+            check_no_secrets(v, path=path, where=here)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            check_no_secrets(v, path=path, where=f"{where}[{i}]")
+    elif isinstance(obj, str) and (_INLINE_PASSWORD.search(obj) or _DSN_PASSWORD.search(obj)
+                                   or _QUERY_SECRET.search(obj) or _AUTH_VALUE.search(obj)):
+        raise ConfigError("a connection string or header value with an inline password or token", path=path,
+                          key=where or None,
+                          hint="put the URL/DSN/token in an environment variable and give its "
+                               "name (e.g. url_env: REDIS_URL, dsn_env: APP_PG_DSN)")
 
 
 def credentials_path(credentials_file: str | os.PathLike | None = None, *,
