@@ -83,6 +83,7 @@ class PromStack:
     scrape_interval_s: float = 1.0
     startup_timeout_s: float = 30.0
     extra_targets: dict[str, str] = field(default_factory=dict)   # job -> "127.0.0.1:port"
+    exporters: bool = True          # False: Prometheus and extra_targets only (no Redis/PG needed)
     workdir: Path | None = None
     ports: dict[str, int] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -103,13 +104,15 @@ class PromStack:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "PromStack":
-        missing = missing_binaries()
+        missing = missing_binaries() if self.exporters else \
+            [b for b in [BINARIES["prometheus"]] if shutil.which(b) is None]
         if missing:
             raise StackError(f"missing {', '.join(missing)}: {INSTALL_HINT}")
         self._tmp = tempfile.mkdtemp(prefix="capplan-promstack-")
         self.workdir = Path(self._tmp)
         try:
-            self._start_exporters()
+            if self.exporters:
+                self._start_exporters()
             self._start_prometheus()
             self.wait_targets_up()
         except BaseException:
@@ -145,12 +148,12 @@ class PromStack:
         iv = f"{self.scrape_interval_s:g}s"
         cfg = {
             "global": {"scrape_interval": iv, "scrape_timeout": iv, "evaluation_interval": iv},
-            "scrape_configs": [
+            "scrape_configs": ([
                 {"job_name": "redis",
                  "static_configs": [{"targets": [f"127.0.0.1:{self.ports['redis_exporter']}"]}]},
                 {"job_name": "postgres",
                  "static_configs": [{"targets": [f"127.0.0.1:{self.ports['postgres_exporter']}"]}]},
-            ] + [{"job_name": job, "static_configs": [{"targets": [target]}]}
+            ] if self.exporters else []) + [{"job_name": job, "static_configs": [{"targets": [target]}]}
                  for job, target in self.extra_targets.items()],
         }
         cfg_path = self.workdir / "prometheus.yml"
@@ -180,7 +183,7 @@ class PromStack:
                          f"({last}): {self.log(name)}")
 
     def wait_targets_up(self) -> None:
-        """Block until Prometheus has scraped both exporters successfully (``up == 1``)."""
+        """Block until Prometheus has scraped every target successfully (``up == 1``)."""
         deadline = time.monotonic() + self.startup_timeout_s
         q = urllib.parse.urlencode({"query": "up"})
         seen: dict = {}
@@ -188,7 +191,8 @@ class PromStack:
             try:
                 body = json.loads(_get(f"{self.prometheus_url}/api/v1/query?{q}"))
                 seen = {r["metric"]["job"]: r["value"][1] for r in body["data"]["result"]}
-                if seen.get("redis") == "1" and seen.get("postgres") == "1":
+                jobs = (["redis", "postgres"] if self.exporters else []) + list(self.extra_targets)
+                if all(seen.get(j) == "1" for j in jobs):
                     return
             except (urllib.error.URLError, OSError, KeyError, ValueError):
                 pass

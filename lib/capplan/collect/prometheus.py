@@ -234,6 +234,8 @@ def _call(base_url: str, path: str, form: Mapping[str, str], *, timeout_s: float
     for w in doc.get("warnings") or []:
         log.warning("Prometheus warning for %s: %s", form.get("query", ""), w)
     data = doc.get("data")
+    if isinstance(data, str) and path.endswith("/format_query"):
+        data = {"formatted": data}     # format_query answers with the expression text
     if not isinstance(data, dict):
         raise SourceUnavailable(f"{path} at {base}: answer without a data object", source=source)
     data["_warnings"] = list(doc.get("warnings") or [])
