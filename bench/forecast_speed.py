@@ -1,8 +1,9 @@
 """Forecast speed (issue 5, "Accuracy and speed").
 
 1. Median wall time of ``fit_forecast`` (fit + selection backtest + forecast + calibrated
-   intervals) on 2,000-point hourly series, horizon 168 h, measured one at a time in this process
-   over 200 series.
+   intervals) *plus* ``time_to_limit`` at the last 14 days' peak (1,000 joint sample paths, first
+   passages; issue 12) on 2,000-point hourly series, horizon 168 h, measured one at a time in this
+   process over 200 series.
 2. Wall time of ``fit_many`` on 10,000 such series with 2 worker processes.
 
 Series: 2,000-hour windows of the NAB real server metrics (``../shared/data/nab``, hourly means)
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from capplan.models.growth import fit_forecast, fit_many
+from capplan.models.growth import fit_forecast, fit_many, time_to_limit
 from capplan.collect.files import read_series_csv
 
 N_POINTS = 2000
@@ -64,11 +65,12 @@ def main(argv: list[str]) -> int:
     fit_forecast(pool[0], horizon=HORIZON)          # warm-up (imports, caches)
     times = []
     for y in pool[:200]:
+        limit = float(np.nanmax(y.to_numpy()[-14 * 24:]))
         t0 = time.perf_counter()
-        fit_forecast(y, horizon=HORIZON)
+        time_to_limit(fit_forecast(y, horizon=HORIZON), limit)
         times.append(1000 * (time.perf_counter() - t0))
     times = np.array(times)
-    print(f"single-series fit+forecast+intervals, {N_POINTS} hourly points, horizon {HORIZON}: "
+    print(f"single-series fit+forecast+intervals+runway, {N_POINTS} hourly points, horizon {HORIZON}: "
           f"median {np.median(times):.1f} ms, p90 {np.percentile(times, 90):.1f} ms, "
           f"max {times.max():.1f} ms over {times.size} series ({len(real_windows())} real windows)")
     series = {i: pool[i % len(pool)] if i % 2 else synthetic(i) for i in range(n_many)}

@@ -24,7 +24,7 @@ def growing_csv(fixtures_dir):
 
 
 def test_forecast_json_contract(growing_csv):
-    r = run("forecast", growing_csv, "--horizon", "24", "--json")
+    r = run("forecast", growing_csv, "--horizon", "24h", "--json")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -41,7 +41,7 @@ def test_forecast_json_contract(growing_csv):
 
 
 def test_forecast_grain_option(growing_csv):
-    r = run("forecast", growing_csv, "--horizon", "3", "--grain", "6h", "--json")
+    r = run("forecast", growing_csv, "--horizon", "18h", "--grain", "6h", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["grain"] == "6h" and len(d["forecast"]) == 3
@@ -49,7 +49,7 @@ def test_forecast_grain_option(growing_csv):
 
 def test_runway_json_contract(growing_csv):
     # the fixture grows 2e6 bytes/hour from 1e9 over 21 days: ~2.0e9 at the end
-    r = run("runway", growing_csv, "--limit", "2.2e9", "--horizon", "240", "--json")
+    r = run("runway", growing_csv, "--limit", "2.2e9", "--horizon", "240h", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert list(d) == RUNWAY_KEYS
@@ -57,7 +57,7 @@ def test_runway_json_contract(growing_csv):
 
 
 def test_human_output(growing_csv):
-    r = run("runway", growing_csv, "--limit", "2.2e9", "--horizon", "240")
+    r = run("runway", growing_csv, "--limit", "2.2e9", "--horizon", "240h")
     assert r.returncode == 0 and r.stdout.startswith("status: crosses")
 
 
@@ -69,7 +69,7 @@ def test_human_output(growing_csv):
     ("does_not_exist.csv", "cannot open"),
 ])
 def test_unusable_input_exits_2_with_one_line(fixtures_dir, name, needle):
-    r = run("forecast", str(fixtures_dir / "growth" / name), "--horizon", "24", "--json")
+    r = run("forecast", str(fixtures_dir / "growth" / name), "--horizon", "24h", "--json")
     assert r.returncode == 2
     assert r.stdout == ""
     err = r.stderr.strip().splitlines()

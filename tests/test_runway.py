@@ -48,7 +48,7 @@ def test_flat_or_falling_never_reports_a_crossing(slope):
     rw = time_to_limit(fc, float(y.max()) + 3)
     assert rw.crossing is None and rw.crossing_lo is None and rw.crossing_hi is None
     assert rw.status == "not within horizon"
-    assert any("no crossing date" in w for w in rw.warnings)
+    assert any("after the horizon" in w for w in rw.warnings)
     assert 0 <= rw.p_cross_within_horizon <= 1
 
 

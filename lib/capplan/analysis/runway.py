@@ -168,14 +168,8 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
         "horizon_end": fc.frame.index.max(),
         "hi95_max_in_horizon": float(fc.frame["hi95"].max()),
     })
-    if rw.crossing is not None:
-        # an interval end that the paths do not reach within the horizon reads "after <end>"
-        lo = fmt_date(rw.crossing_lo) if rw.crossing_lo is not None else "n/a"
-        hi = fmt_date(rw.crossing_hi) if rw.crossing_hi is not None else \
-            f"after {fmt_date(fc.frame.index.max())}"
-        cross_txt = f"{fmt_date(rw.crossing)} ({lo} – {hi})"
-    else:
-        cross_txt = rw.status
+    # the same words as `capplan runway` (Runway.crossing_text): a date only when P >= 0.5
+    cross_txt = rw.crossing_text(fmt_date)
     extra["display"] = {"limit": fmt(limit, ev.unit), "utilisation": fmt(current / limit, "ratio"),
                         "crossing": cross_txt,
                         "p_cross": f"{rw.p_cross_within_horizon * 100:.0f}%",

@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -81,6 +80,7 @@ import pandas as pd
 from capplan.errors import CapplanError, ConfigError, DataContractError, InsufficientData
 from capplan.models import growth_core as core
 from capplan.models.changes import Change, find_changes
+from capplan.models.forecast import Backtest, Forecast
 from capplan.models.runway import Runway, time_to_limit
 
 __all__ = ["MIN_HISTORY", "Backtest", "Change", "Forecast", "Runway", "fit_forecast",
@@ -88,87 +88,6 @@ __all__ = ["MIN_HISTORY", "Backtest", "Change", "Forecast", "Runway", "fit_forec
 
 MIN_HISTORY = 24          # observed bins of the grain
 TREND_T_MIN = 2.5
-
-
-@dataclass(frozen=True)
-class Backtest:
-    """Rolling-origin backtest of the chosen forecast (see module docstring)."""
-
-    mase: float
-    coverage80: float
-    coverage95: float
-    folds: int
-    horizon: int          # steps forecast per fold
-
-    def to_dict(self) -> dict:
-        return {"mase": _num(self.mase), "coverage80": _num(self.coverage80),
-                "coverage95": _num(self.coverage95), "folds": self.folds}
-
-
-@dataclass(frozen=True, eq=False)
-class Forecast:
-    """A fitted forecast.  ``frame``: index = future timestamps, columns mean, lo80, hi80, lo95,
-    hi95 (value units).  ``trend_per_step`` / ``trend_t``: slope of the deseasonalised series over
-    the trend window (units per grain step) and its t statistic; ``trend_up`` says whether it is
-    significantly upward (t >= 2.5 with >= 4 blocks)."""
-
-    model: str
-    grain: str
-    horizon: int
-    frame: pd.DataFrame
-    history: pd.Series
-    backtest: Backtest
-    changes: tuple
-    warnings: tuple
-    n_obs: int
-    window_start: pd.Timestamp
-    window_end: pd.Timestamp
-    bounds: tuple
-    trend_per_step: float
-    trend_t: float
-    trend_up: bool
-    trend_blocks: int
-    season: str           # seasonality of the best candidate: 'none' | 'day' | 'week'
-    scale: np.ndarray = field(repr=False)
-    path_knots: tuple = field(repr=False)
-
-    def error_quantile(self, u) -> np.ndarray:
-        """Normalised error quantile function Q(u), u in (0, 1): piecewise linear through the
-        interval quantiles (so the 2.5 % / 97.5 % paths are the 95 % band edges), the pooled
-        median and the pooled 0.1 % / 99.9 % tails."""
-        return np.interp(u, self.path_knots[0], self.path_knots[1])
-
-    def quantile_path(self, q: float) -> np.ndarray:
-        """The path at error quantile ``q`` (0..1) over the whole horizon, clipped to bounds."""
-        return self._clip(self.frame["mean"].to_numpy() + float(self.error_quantile(q)) * self.scale)
-
-    def sample_paths(self, n: int, seed: int = 0) -> np.ndarray:
-        """``n`` x ``horizon`` quantile paths ``mean + Q(u) s(h)`` with u ~ U(0, 1) per path."""
-        rng = np.random.default_rng(seed)
-        z = self.error_quantile(rng.uniform(size=n))
-        return self._clip(self.frame["mean"].to_numpy()[None, :] + z[:, None] * self.scale[None, :])
-
-    def _clip(self, a: np.ndarray) -> np.ndarray:
-        lo, hi = self.bounds
-        return np.clip(a, -np.inf if lo is None else lo, np.inf if hi is None else hi)
-
-    def to_dict(self) -> dict:
-        """The ``capplan forecast --json`` shape (issue 5 item 6): keys model, grain, forecast,
-        backtest, changes (ISO dates), warnings."""
-        rows = [{"timestamp": ts.isoformat(), **{c: _num(r[c]) for c in _COLS}}
-                for ts, r in zip(self.frame.index, self.frame.to_dict("records"))]
-        return {"model": self.model, "grain": self.grain, "forecast": rows,
-                "backtest": self.backtest.to_dict(),
-                "changes": [c.timestamp.isoformat() for c in self.changes],
-                "warnings": list(self.warnings)}
-
-
-_COLS = ("mean", "lo80", "hi80", "lo95", "hi95")
-
-
-def _num(v) -> float | None:
-    v = float(v)
-    return v if np.isfinite(v) else None
 
 
 # --- input preparation --------------------------------------------------------------------------
@@ -216,7 +135,9 @@ def _periods(step: pd.Timedelta, n: int) -> dict[int, str]:
     out = {}
     for name, span in (("day", pd.Timedelta("1D")), ("week", pd.Timedelta("7D"))):
         m = span / step
-        if abs(m - round(m)) < 1e-9 and round(m) >= 2 and n >= 4 * round(m):
+        # daily from 4 days, weekly (shrunk toward the daily profile) from 2 weeks
+        need = 4 if name == "day" else 2
+        if abs(m - round(m)) < 1e-9 and round(m) >= 2 and n >= need * round(m):
             out[int(round(m))] = name
     return out
 
@@ -231,8 +152,11 @@ def _block(step: pd.Timedelta, n: int) -> int:
 def _deseasonalised(values: np.ndarray, periods: dict[int, str]) -> np.ndarray:
     zf = core.fill_gaps(values)
     m = max(periods, default=0)
+    m_day = next((k for k, nm in periods.items() if nm == "day"), 0)
     if m:
-        S = core.season_profile(zf, zf.size, m, core.KMAX[periods[m]])
+        S = (core.weekly_profile(zf, zf.size, m, core.KMAX["week"], m_day)
+             if periods[m] == "week" and m_day else
+             core.season_profile(zf, zf.size, m, core.KMAX[periods[m]]))
         if S is not None:
             zf = zf - S[np.arange(zf.size) % m]
     return core.med3(zf)
@@ -338,9 +262,11 @@ def fit_forecast(y: pd.Series, *, horizon: int, grain: str = "1h",
         warns.append(f"95% intervals covered only {res.cov95:.0%} in the backtest")
     zs = res.zs if res.zs.size else np.zeros(1)
     ku = [0.0, 0.001, 0.025, 0.1, 0.5, 0.9, 0.975, 0.999, 1.0]
-    kz = [min(zs[0], zq[0]), min(np.quantile(zs, 0.001), zq[0]), zq[0], zq[1],
+    tl = res.tails if res.tails is not None else (zs[0], np.quantile(zs, 0.001),
+                                                   np.quantile(zs, 0.999), zs[-1])
+    kz = [min(tl[0], zq[0]), min(tl[1], zq[0]), zq[0], zq[1],
           float(np.clip(np.median(zs), zq[1], zq[2])), zq[2], zq[3],
-          max(np.quantile(zs, 0.999), zq[3]), max(zs[-1], zq[3])]
+          max(tl[2], zq[3]), max(tl[3], zq[3])]
     knots = (np.array(ku), np.maximum.accumulate(np.array(kz, dtype=float)))
     trend_up = bool(res.slope > 0 and res.slope_t >= TREND_T_MIN and res.trend_blocks >= 4)
     return Forecast(model=model, grain=grain, horizon=horizon, frame=frame, history=hist,
@@ -349,7 +275,12 @@ def fit_forecast(y: pd.Series, *, horizon: int, grain: str = "1h",
                     trend_per_step=float(res.slope), trend_t=float(res.slope_t),
                     trend_up=trend_up, trend_blocks=int(res.trend_blocks),
                     season=periods.get(res.specs[0].period, "none"), scale=res.scale,
-                    path_knots=knots)
+                    path_knots=knots, members=_clip_members(res.members, lo, hi),
+                    resid=res.resid, block=res.block, error_paths=res.error_paths)
+
+
+def _clip_members(m: np.ndarray, lo, hi) -> np.ndarray:
+    return np.clip(m, -np.inf if lo is None else lo, np.inf if hi is None else hi)
 
 
 # --- many series ----------------------------------------------------------------------------------

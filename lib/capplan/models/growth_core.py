@@ -112,6 +112,49 @@ def season_profile(zf: np.ndarray, o: int, m: int, kmax: int) -> np.ndarray | No
     return out
 
 
+def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int) -> np.ndarray | None:
+    """Weekly profile (length m, by phase t % m) that needs only two weeks: the daily profile plus
+    the weekly departure from it, shrunk toward the daily profile (issue 12 item 3).
+
+    The daily profile comes from :func:`season_profile` (<= 14 days).  The departure is the
+    per-phase mean (median from 3 weeks) over the last k <= kmax full weeks of the series minus
+    the daily profile minus its centred weekly moving average (extended linearly where a week
+    does not fit).  It is shrunk by the empirical-Bayes factor w = signal / (signal + noise),
+    where noise is the mean per-phase variance of that estimate (between-week variance / k) and
+    signal the departure's mean square beyond it (James & Stein 1961; Efron & Morris 1973): a
+    real weekly cycle is kept from two weeks on, a noisy one fades toward the daily profile.
+    With fewer than two weeks it *is* the daily profile.  None without a daily profile.
+    """
+    Sd = season_profile(zf, o, m_day, KMAX["day"])
+    if Sd is None:
+        return None
+    base = Sd[np.arange(m) % m_day]
+    k = min(kmax, o // m)
+    if k < 2:
+        return base
+    start = o - k * m
+    x = zf[start:o] - base[np.arange(start, o) % m]
+    cs = np.concatenate(([0.0], np.cumsum(x)))
+    ma_valid = (cs[m:] - cs[:-m]) / m                  # centred at i + m/2
+    pos = np.arange(ma_valid.size) + m / 2
+    if ma_valid.size >= 2:
+        b1, b0 = np.polyfit(pos, ma_valid, 1)
+    else:
+        b1, b0 = 0.0, float(ma_valid[0])
+    ma = b0 + b1 * np.arange(x.size)
+    lo = int(np.ceil(m / 2))
+    ma[lo:lo + ma_valid.size] = ma_valid
+    blocks = (x - ma).reshape(k, m)
+    dev = np.median(blocks, axis=0) if k >= 3 else blocks.mean(axis=0)
+    dev = dev - dev.mean()
+    noise = float(np.mean(blocks.var(axis=0, ddof=1))) / k
+    signal = max(0.0, float(np.mean(dev ** 2)) - noise)
+    w = signal / (signal + noise) if signal + noise > 0 else 0.0
+    out = base.copy()
+    out[(start + np.arange(m)) % m] += w * dev
+    return out - out.mean()
+
+
 def ewm_last(x: np.ndarray, alpha: float) -> float:
     """Final value of simple exponential smoothing (Brown 1956) with weights normalised to 1."""
     k = min(x.size, int(np.ceil(np.log(1e-4) / np.log(1 - alpha))) + 1)
@@ -168,8 +211,12 @@ class Prepared:
 
 
 def prepare(zf: np.ndarray, o: int, m: int, kmax: int, L: int, t_start: int,
-            l_start: int = 0) -> Prepared | None:
-    if m:
+            l_start: int = 0, m_day: int = 0) -> Prepared | None:
+    if m and m_day and m > m_day:
+        S = weekly_profile(zf, o, m, kmax, m_day)
+        if S is None:
+            return None
+    elif m:
         S = season_profile(zf, o, m, kmax)
         if S is None:
             return None
@@ -243,6 +290,22 @@ def local_noise(y: np.ndarray, o: int, w: int) -> float:
 
 # --- intervals --------------------------------------------------------------------------------
 
+def isotonic(y: np.ndarray) -> np.ndarray:
+    """Least-squares non-decreasing fit of y (pool adjacent violators, Ayer et al. 1955)."""
+    vals, wts, lens = [], [], []
+    for v in y.tolist():
+        vals.append(v)
+        wts.append(1.0)
+        lens.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            w = wts[-2] + wts[-1]
+            vals[-2] = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
+            wts[-2] = w
+            lens[-2] += lens[-1]
+            del vals[-1], wts[-1], lens[-1]
+    return np.repeat(vals, lens)
+
+
 def scale_curve(E: np.ndarray, H: int) -> np.ndarray:
     """Error scale s(h), h = 1..H, from the backtest MAE by horizon: smoothed (moving average over
     ~hb/10 horizons), made non-decreasing, and beyond the backtest horizon hb extrapolated as
@@ -259,7 +322,9 @@ def scale_curve(E: np.ndarray, H: int) -> np.ndarray:
         lo = np.clip(np.arange(hb) - w // 2, 0, hb)
         hi = np.clip(np.arange(hb) + w // 2 + 1, 0, hb)
         mae = (cs[hi] - cs[lo]) / (hi - lo)
-    s = np.maximum.accumulate(np.maximum(mae, 1e-9))
+    # non-decreasing by isotonic regression (pool adjacent violators), not a running max: the
+    # running max of a noisy curve is biased upward (an iid series would get widening bands)
+    s = np.maximum(isotonic(mae), 1e-9)
     if H <= hb:
         return s[:H]
     h = np.arange(1, hb + 1, dtype=float)
@@ -309,28 +374,66 @@ def _pooled_q(z: np.ndarray) -> np.ndarray:
     return np.partition(z, k)[k]
 
 
-def calibrate(E: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+def _row_quantiles(Z: np.ndarray, qs) -> tuple[np.ndarray, np.ndarray]:
+    """Linear-interpolation quantiles (as np.quantile) of every row's finite values, vectorised;
+    returns (rows x len(qs), finite count per row)."""
+    S = np.sort(np.where(np.isfinite(Z), Z, np.inf), axis=1)
+    c = np.isfinite(Z).sum(axis=1)
+    pos = np.asarray(qs)[None, :] * np.maximum(c - 1, 0)[:, None]
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, np.maximum(c - 1, 0)[:, None])
+    a = np.take_along_axis(S, lo, axis=1)
+    b = np.take_along_axis(S, hi, axis=1)
+    with np.errstate(invalid="ignore"):
+        return a + (pos - lo) * np.where(hi > lo, b - a, 0.0), c
+
+
+def _rule(Z: np.ndarray) -> np.ndarray:
+    """Interval quantiles (at QUANTS) from normalised fold errors Z (folds x steps)."""
+    per, c = _row_quantiles(Z, QUANTS)
+    per = per[c >= 5]
+    zs = Z[np.isfinite(Z)]
+    return _fold_rule(_pooled_q(zs), per)
+
+
+def calibrate(E: np.ndarray, H: int, origins=None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
     """Scale curve, interval quantiles (at QUANTS), pooled normalised errors (sorted) and the
-    leave-one-fold-out 80/95 % coverage of the same rule.
+    out-of-sample 80/95 % coverage of the same rule.
 
     Interval rule: the pooled split-conformal quantile of the normalised errors, widened to the
     PESSIMISM-quantile over folds of the per-fold quantiles (server metrics are not stationary:
     the next window tends to look like one of the worse past windows, not like their average).
+
+    Coverage (issue 12 item 2): each fold k is scored with a scale curve *and* quantiles fitted
+    only on the folds whose forecast windows do not overlap fold k's (``|o_j - o_k| >= hb``; at
+    least 3 such folds, else those at least hb/2 away, else all others), so the fold's own
+    actuals never calibrate its interval.  This is what predicts the coverage of the final
+    forecast, whose future no fold has seen.
     """
-    s = scale_curve(E, max(H, E.shape[1]))
-    Z = E / s[None, : E.shape[1]]
-    folds = [z[np.isfinite(z)] for z in Z]
-    keep = [k for k, f in enumerate(folds) if f.size >= 5]
-    per = np.array([np.quantile(folds[k], QUANTS) for k in keep]).reshape(-1, len(QUANTS))
-    zs = np.sort(np.concatenate(folds)) if folds else np.empty(0)
-    q_all = _fold_rule(_pooled_q(zs), per)
+    F, hb = E.shape
+    s = scale_curve(E, max(H, hb))
+    Z = E / s[None, :hb]
+    q_all = _rule(Z)
+    zs = np.sort(Z[np.isfinite(Z)])
+    o = np.asarray(origins if origins is not None else np.arange(F) * hb, dtype=float)
     hits80 = hits95 = tot = 0
-    for k, zk in enumerate(folds):
-        rest = np.concatenate([folds[i] for i in range(len(folds)) if i != k])
-        if rest.size < 10 or zk.size == 0:
+    for k in range(F):
+        ek = E[k][np.isfinite(E[k])]
+        if ek.size == 0:
             continue
-        others = per[[j for j, i in enumerate(keep) if i != k]]
-        q = _fold_rule(_pooled_q(rest), others)
+        dist = np.abs(o - o[k])
+        rest = np.flatnonzero(dist >= hb)
+        if rest.size < 3:
+            rest = np.flatnonzero(dist >= hb / 2)
+        if rest.size < 3:
+            rest = np.flatnonzero(dist > 0)
+        if rest.size < 2:
+            continue
+        sk = scale_curve(E[rest], hb)
+        q = _rule(E[rest] / sk[None, :])
+        zk = E[k] / sk
+        zk = zk[np.isfinite(zk)]
         hits95 += int(((zk >= q[0]) & (zk <= q[3])).sum())
         hits80 += int(((zk >= q[1]) & (zk <= q[2])).sum())
         tot += zk.size
@@ -356,6 +459,85 @@ class CoreResult:
     slope: float                # trend per step (original units) on the final trend window
     slope_t: float              # its t statistic (block medians)
     trend_blocks: int
+    members: np.ndarray = None  # (K, H) point forecasts of the combined candidates
+    resid: np.ndarray = None    # standardised one-step residuals (block bootstrap pool)
+    block: int = 1              # bootstrap block length (steps)
+    error_paths: np.ndarray = None  # (folds, min(hb, H)) normalised cross-fitted error paths
+    tails: tuple = None         # (min, 0.1 %, 99.9 %, max) of the time-weighted normalised errors
+
+
+BLOCK_FRACTION = 0.5     # bootstrap block = this share of a day (of the block length L)
+RESID_BLOCKS = 28        # the residual pool covers at most this many blocks (days)
+
+
+def cross_fitted(results: dict, Y: np.ndarray, origins: list, hb: int) -> np.ndarray:
+    """Backtest errors of the TOP_K combination selected on the other half of the folds (two
+    contiguous halves in time); the plain in-sample errors when there are fewer than 4 folds."""
+    F = Y.shape[0]
+    specs = list(results)
+    E_all = np.array([Y - results[sp][1] for sp in specs])          # (specs, F, hb)
+    A = np.abs(E_all)
+    ok = np.isfinite(A)
+    fold_mae = np.where(ok, A, 0.0).sum(axis=2) / np.maximum(ok.sum(axis=2), 1)
+    fold_mae[ok.sum(axis=2) == 0] = np.nan                           # (specs, F)
+    if F < 4:
+        return Y - np.mean([results[sp][1] for sp in sorted(specs, key=lambda x: results[x][0])
+                            [:TOP_K]], axis=0)
+    half = F // 2
+    out = np.empty_like(Y, dtype=float)
+    for g, other in ((slice(0, half), slice(half, F)), (slice(half, F), slice(0, half))):
+        fm = fold_mae[:, other]
+        cnt = np.isfinite(fm).sum(axis=1)
+        score = np.where(cnt > 0, np.where(np.isfinite(fm), fm, 0).sum(axis=1) / np.maximum(cnt, 1),
+                         np.inf)
+        order = np.argsort(score, kind="stable")[:TOP_K]
+        out[g] = E_all[order][:, g].mean(axis=0)
+    return out
+
+
+def time_weighted_tails(Z: np.ndarray, origins: list) -> tuple | None:
+    """(min, 0.1 %, 99.9 %, max) of the normalised errors, each error weighted by 1 / the number
+    of folds that forecast the same hour: overlapping folds see one spike many times, and
+    unweighted pooling would multiply its frequency by the overlap (and so every path's chance
+    of meeting one)."""
+    F, hb = Z.shape
+    t = (np.asarray(origins)[:, None] + np.arange(hb)[None, :]).ravel()
+    z = Z.ravel()
+    ok = np.isfinite(z)
+    t, z = t[ok], z[ok]
+    if z.size < 2:
+        return None
+    w = 1.0 / np.bincount(t - t.min())[t - t.min()]
+    o = np.argsort(z)
+    z, w = z[o], w[o]
+    c = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return (float(z[0]), float(np.interp(0.001, c, z)), float(np.interp(0.999, c, z)),
+            float(z[-1]))
+
+
+def residual_pool(z: np.ndarray, spec: Spec, got, L: int) -> tuple[np.ndarray | None, int]:
+    """Standardised one-step residuals of the deseasonalised recent history, for the block
+    bootstrap of sample paths: x(t) - ewm(x, alpha)(t - 1) with the best candidate's smoothing
+    (alpha 0.4 for the median rule), over at most RESID_BLOCKS blocks; spikes are kept (they are
+    what reaches a limit)."""
+    n = z.size
+    w = min(n, RESID_BLOCKS * L)
+    x = z[n - w:]
+    if got is not None and spec.period:
+        S = got[1].S
+        x = x - S[np.arange(n - w, n) % spec.period]
+    if x.size < 8:
+        return None, 1
+    a = spec.lpar if spec.level == "ewm" else 0.4
+    k = min(x.size, int(np.ceil(np.log(1e-4) / np.log(1 - a))) + 1)
+    ker = a * (1 - a) ** np.arange(k)
+    lev = np.convolve(x, ker)[:x.size] / np.cumsum(ker)[np.minimum(np.arange(x.size), k - 1)]
+    r = x[1:] - lev[:-1]
+    r = r[np.isfinite(r)]
+    sd = float(np.std(r))
+    if r.size < 8 or sd <= 0:
+        return None, 1
+    return (r - r.mean()) / sd, int(max(1, round(BLOCK_FRACTION * L)))
 
 
 def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
@@ -373,7 +555,14 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
     tf = {t: make_transform(t, y, lo_b, hi_b) for t in transforms}
     zf = {t: fill_gaps(tf[t][0](y)) for t in transforms}
 
-    o_min = max(min_fit, 3 * max(periods, default=0))
+    # the first origin leaves room for the profiles: 3 cycles of the longest period, else 2
+    # (the weekly profile needs two weeks), as long as a third of the series stays for folds
+    o_min = min_fit
+    for m in sorted(periods, reverse=True):
+        fit = [c * m for c in (3, 2) if n - c * m >= n // 3]
+        if fit:
+            o_min = max(min_fit, fit[0])
+            break
     avail = n - o_min
     hb = int(max(1, min(H, avail // 2 if avail >= 2 else 1)))
     last = n - hb
@@ -392,14 +581,16 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         c = [k for k in level_changes if k <= o - 6]
         return c[-1] if c else 0
 
+    m_day = next((m for m, nm in periods.items() if nm == "day"), 0)
     prep_cache: dict = {}
 
     def prepared(t: str, m: int):
         key = (t, m)
         if key not in prep_cache:
             kmax = KMAX.get(periods.get(m, ""), 6)
-            folds = [prepare(zf[t], o, m, kmax, L, t_start(o), l_start(o)) for o in origins]
-            final = prepare(zf[t], n, m, kmax, L, t_start(n), l_start(n))
+            md = m_day if periods.get(m) == "week" else 0
+            folds = [prepare(zf[t], o, m, kmax, L, t_start(o), l_start(o), md) for o in origins]
+            final = prepare(zf[t], n, m, kmax, L, t_start(n), l_start(n), md)
             if final is None or any(p is None for p in folds):
                 prep_cache[key] = None
             else:
@@ -436,6 +627,10 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
     comb_err = np.abs(Y - Fb)
     comb_score = float(np.nanmean(comb_err)) if np.isfinite(comb_err).any() else float("nan")
     E = Y - Fb
+    # cross-fitted errors (issue 12 item 2): the errors that calibrate the intervals come, for
+    # each half of the folds, from the combination selected on the *other* half, so the errors
+    # that chose the model are not the ones that judge its uncertainty
+    E_cal = cross_fitted(results, Y, origins, hb)
     # locally adaptive calibration (normalised conformal scores, Papadopoulos et al. 2008; Lei et
     # al. 2018): each fold's errors are divided by the noise level just before its origin, and
     # the final bands are multiplied by the noise level now, so a noisier regime after a deploy
@@ -448,11 +643,16 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         sig_now = max(sig_now, 0.2 * ref) / ref
     else:
         sig, sig_now = np.ones(len(origins)), 1.0
-    s, q_int, zs, cov80, cov95 = calibrate(E / sig[:, None], H)
+    s, q_int, zs, cov80, cov95 = calibrate(E_cal / sig[:, None], H, origins)
+    tails = time_weighted_tails(E_cal / sig[:, None] / s[None, :hb], origins)
+    Zp = E_cal / sig[:, None] / s[None, :hb] if H >= hb else E_cal[:, :H] / sig[:, None] / s[None, :]
     s = s * sig_now
+    members = np.array([results[c][2] for c in chosen])
+    resid, block = residual_pool(zf["none"], chosen[0], prepared("none", chosen[0].period), L)
 
     got = prepared("none", chosen[0].period)
     slope, slope_t, nb = trend_stats(got[1].d, L) if got is not None else (0.0, 0.0, 0)
     return CoreResult(mean=mean, specs=chosen, score=comb_score, errors=E, origins=origins,
                       scale=s, zs=zs, q_int=q_int, cov80=cov80, cov95=cov95, slope=slope, slope_t=slope_t,
-                      trend_blocks=nb)
+                      trend_blocks=nb, members=members, resid=resid, block=block,
+                      error_paths=np.where(np.isfinite(Zp), Zp, 0.0), tails=tails)

@@ -1,17 +1,19 @@
-"""Time to limit: when does a forecast cross a capacity limit, and how sure are we (issue 5 item 3).
+"""Time to limit: when does a forecast cross a capacity limit, and how sure are we (issues 5, 12).
 
-Rules (see :func:`time_to_limit`):
+Everything comes from one set of joint sample paths (:attr:`Forecast.runway_paths`: 1,000 paths
+of :meth:`Forecast.sample_paths`, seed fixed, so the result is deterministic):
 
-* ``crossing`` is the first future step where the forecast mean reaches the limit;
-  ``crossing_lo`` / ``crossing_hi`` are the first crossings of the upper (97.5 %) and lower (2.5 %)
-  quantile paths, i.e. a 95 % range for the crossing date (``crossing_hi`` None = possibly beyond
-  the horizon).
-* ``p_cross_within_horizon`` is the share of the calibrated quantile paths (``mean + Q(u) s(h)``,
-  u on a uniform grid of 1,000 points) that reach the limit within the horizon.
-* Never a crossing extrapolated from a flat or falling series: unless the forecast's trend is
-  significantly upward (``Forecast.trend_up``) all three dates are None and a warning says so;
-  ``p_cross_within_horizon`` still comes from the calibrated paths (seasonal peaks or noise may
-  reach the limit).
+* ``p_cross_within_horizon`` is the share of paths that reach the limit within the horizon;
+* ``crossing`` is the median first-passage time over *all* paths (paths that never cross count as
+  "after the horizon"), so a date exists exactly when P >= 0.5; ``crossing_lo`` / ``crossing_hi``
+  are the 2.5 % and 97.5 % first-passage quantiles, ``crossing_hi`` None ("after the horizon")
+  when fewer than 97.5 % of the paths cross;
+* ``status`` has one vocabulary, read from the same P, so it can never contradict it:
+  ``crosses`` (P >= 0.5: the median path reaches the limit), ``not within horizon`` (P < 0.5),
+  ``already over limit``, ``insufficient data``.  (The report may call a ``not within horizon``
+  with P >= 0.2 *at risk*.)
+* A crossing that does not come from a significant upward trend (seasonal peaks or noise reaching
+  the limit) is still reported, with a warning that says where it comes from.
 * A limit given as a Series (another metric, e.g. ``maxmemory``) is taken at its latest observed
   value; the warnings say so, with the value and its timestamp.
 """
@@ -19,19 +21,25 @@ Rules (see :func:`time_to_limit`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from capplan.errors import CapplanError, ConfigError, InsufficientData
+from capplan.models.forecast import Forecast
 
-if TYPE_CHECKING:  # pragma: no cover
-    from capplan.models.growth import Forecast
+__all__ = ["Runway", "time_to_limit", "first_passage", "CROSSES", "NOT_WITHIN", "OVER",
+           "INSUFFICIENT", "status_for"]
 
-__all__ = ["Runway", "time_to_limit"]
+CROSSES, NOT_WITHIN, OVER, INSUFFICIENT = ("crosses", "not within horizon", "already over limit",
+                                           "insufficient data")
 
-_GRID = (np.arange(1000) + 0.5) / 1000
+
+def status_for(p: float | None) -> str:
+    """The runway status that goes with a crossing probability (the only rule there is)."""
+    if p is None:
+        return INSUFFICIENT
+    return CROSSES if p >= 0.5 else NOT_WITHIN
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,24 @@ class Runway:
     p_cross_within_horizon: float | None
     model: str
     warnings: tuple
-    status: str        # 'crosses' | 'not within horizon' | 'already over limit' | 'insufficient data'
+    status: str        # status_for(p): 'crosses' | 'not within horizon'; or 'already over limit' |
+                       # 'insufficient data'
     limit: float | None
     limit_source: str
     horizon_end: pd.Timestamp | None
+
+    def crossing_text(self, fmt_date=lambda t: t.isoformat()) -> str:
+        """The crossing in the one vocabulary the CLI, notebook and report share:
+        ``<median> (<2.5 %> – <97.5 % | after <horizon end>>)`` when the status is 'crosses',
+        else the status itself (``not within horizon`` reads "median crossing after <end>")."""
+        if self.status == CROSSES and self.crossing is not None:
+            lo = fmt_date(self.crossing_lo) if self.crossing_lo is not None else "n/a"
+            hi = (fmt_date(self.crossing_hi) if self.crossing_hi is not None
+                  else f"after {fmt_date(self.horizon_end)}")
+            return f"{fmt_date(self.crossing)} ({lo} – {hi})"
+        if self.status == NOT_WITHIN and self.horizon_end is not None:
+            return f"not within horizon (median crossing after {fmt_date(self.horizon_end)})"
+        return self.status
 
     def to_dict(self) -> dict:
         """The ``capplan runway --json`` shape (issue 5 item 6)."""
@@ -84,13 +106,23 @@ def _limit_value(limit) -> tuple[float, str, list[str]]:
     return v, "constant", []
 
 
-def _first_cross(path: np.ndarray, limit: float, index: pd.DatetimeIndex):
-    hit = np.flatnonzero(path >= limit)
-    return index[hit[0]] if hit.size else None
+def first_passage(paths: np.ndarray, limit: float) -> tuple[float, np.ndarray]:
+    """(share of paths reaching ``limit``, first-passage step of every path, inf = never)."""
+    hit = paths >= limit
+    crossed = hit.any(axis=1)
+    t = np.where(crossed, np.argmax(hit, axis=1), np.inf).astype(float)
+    return float(crossed.mean()), t
+
+
+def _quantile_step(t: np.ndarray, q: float) -> float:
+    """Lower q-quantile of first-passage steps (inf when that share of paths never crosses)."""
+    srt = np.sort(t)
+    return float(srt[max(0, int(np.ceil(q * srt.size)) - 1)])
 
 
 def time_to_limit(fc: "Forecast | CapplanError", limit: "float | pd.Series") -> Runway:
-    """First crossing of ``limit`` by forecast ``fc``, with a 95 % range and a probability.
+    """First crossing of ``limit`` by forecast ``fc`` from its joint sample paths: median first
+    passage, 2.5–97.5 % first-passage range and the probability of crossing within the horizon.
 
     ``fc`` may also be the CapplanError that :func:`capplan.models.growth.fit_many` returned for a
     series; the result then has status 'insufficient data' and the message as its warning.
@@ -98,46 +130,36 @@ def time_to_limit(fc: "Forecast | CapplanError", limit: "float | pd.Series") -> 
     """
     if isinstance(fc, CapplanError):
         return Runway(None, None, None, None, "none", (str(fc).splitlines()[0],),
-                      "insufficient data", None, "", None)
+                      INSUFFICIENT, None, "", None)
     value, src, warns = _limit_value(limit)
     idx = fc.frame.index
-    mean = fc.frame["mean"].to_numpy()
     hist = fc.history.dropna()
     if hist.size and hist.iloc[-1] >= value:
         above = (hist >= value).to_numpy()
         start = len(above) - np.argmin(above[::-1]) if not above.all() else 0
         warns.append(f"already over the limit {value:.6g} since {hist.index[start].isoformat()}")
-        return Runway(hist.index[start], None, None, 1.0, fc.model, tuple(warns),
-                      "already over limit", value, src, idx[-1])
-    zgrid = fc.error_quantile(_GRID)
-    peaks = np.max(mean[None, :] + zgrid[:, None] * fc.scale[None, :], axis=1)
-    lo_b, hi_b = fc.bounds
-    if hi_b is not None:
-        peaks = np.minimum(peaks, hi_b)
-    p = float(np.mean(peaks >= value))
+        return Runway(hist.index[start], None, None, 1.0, fc.model, tuple(warns), OVER, value,
+                      src, idx[-1])
+    p, t = first_passage(fc.runway_paths, value)
+
+    def at(q: float):
+        k = _quantile_step(t, q)
+        return idx[int(k)] if np.isfinite(k) else None
+
+    status = status_for(p)
+    if status == NOT_WITHIN:
+        warns.append(f"{p:.0%} of the forecast paths reach {value:.6g} by {idx[-1].isoformat()}: "
+                     "the median crossing is after the horizon (not within horizon)")
+        return Runway(None, None, None, p, fc.model, tuple(warns), status, value, src, idx[-1])
+    crossing, c_lo, c_hi = at(0.5), at(0.025), at(0.975)
     if not fc.trend_up:
         why = (f"only {fc.trend_blocks} blocks of history after the last change to estimate a trend"
                if fc.trend_blocks < 4 else
-               f"trend not significantly upward ({fc.trend_per_step:+.3g} per {fc.grain}, "
+               f"the trend is not significantly upward ({fc.trend_per_step:+.3g} per {fc.grain}, "
                f"t = {fc.trend_t:.1f})")
-        warns.append(f"{why}: no crossing date is extrapolated; p_cross_within_horizon comes "
-                     "from the calibrated paths")
-        return Runway(None, None, None, p, fc.model, tuple(warns), "not within horizon", value,
-                      src, idx[-1])
-    crossing = _first_cross(mean, value, idx)
-    c_lo = _first_cross(fc.quantile_path(0.975), value, idx)
-    c_hi = _first_cross(fc.quantile_path(0.025), value, idx)
-    if crossing is None and "trend=linear" not in fc.model and "trend=damped" not in fc.model:
-        warns.append(f"the series grows significantly ({fc.trend_per_step:+.3g} per {fc.grain}) "
-                     "but the backtest preferred models without a trend; a crossing at that "
-                     "growth is not forecast")
-    if crossing is None:
-        warns.append(f"the forecast mean stays below {value:.6g} until {idx[-1].isoformat()} "
-                     "(not within horizon)")
-        status = "not within horizon"
-    else:
-        status = "crosses"
-        if c_hi is None:
-            warns.append("the lower path stays below the limit within the horizon: the crossing "
-                         "may come after " + idx[-1].isoformat())
+        warns.append(f"{why}: the crossing comes from seasonal peaks and noise reaching the limit, "
+                     "not from growth")
+    if c_hi is None:
+        warns.append(f"{1 - p:.0%} of the paths stay below the limit within the horizon: the "
+                     "crossing may come after " + idx[-1].isoformat())
     return Runway(crossing, c_lo, c_hi, p, fc.model, tuple(warns), status, value, src, idx[-1])
