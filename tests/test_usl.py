@@ -443,7 +443,8 @@ def test_cli_text_output(shared_dir, capsys):
 
 @pytest.mark.parametrize("fixture,extra,needle", [
     ("usl_too_few_points.csv", [], "at least 6"),
-    ("usl_non_numeric_cell.csv", [], "usl_non_numeric_cell.csv:4: column 'users': 'abc'"),
+    # file, line and column, never the cell's text (issue 10)
+    ("usl_non_numeric_cell.csv", [], "usl_non_numeric_cell.csv:4: column 'users': not a finite"),
     ("usl_unknown_columns.csv", [], "cannot tell the concurrency column"),
     ("usl_ambiguous_columns.csv", [], "several: clients, users"),
     ("usl_unknown_columns.csv", ["--n-col", "nope"], "no column 'nope'"),
@@ -503,7 +504,10 @@ def test_committed_uslfit_fixture_loads_and_matches_a_fresh_fit(path, ref):
     old = UslFit.from_dict(doc)
     _, d = ref("specsdm91")
     new = fit_usl(d.N, d.X)
-    rel = 1e-9
+    # the fixture was written on another machine: least squares stops (ftol 1e-14) at a point
+    # that differs in the 8th digit between numpy/scipy/BLAS builds (3e-8 seen on numpy 2.4 /
+    # scipy 1.17); a format change would break far more than this
+    rel = 1e-6
     for k in ("sigma", "kappa", "lam", "rse", "n_peak", "x_peak", "x_ceiling", "r_squared",
               "n_max_tested"):
         assert getattr(old, k) == pytest.approx(getattr(new, k), rel=rel), k
@@ -526,7 +530,7 @@ def test_committed_uslfit_fixture_loads_and_matches_a_fresh_fit(path, ref):
     assert np.allclose(old.efficiency(ns), new.efficiency(ns), rtol=rel, atol=0)
     r = 0.05
     assert old.concurrency_at_latency(r) == pytest.approx(new.concurrency_at_latency(r), rel=rel)
-    assert np.allclose(old.residuals, new.residuals, rtol=1e-7, atol=1e-9)
+    assert np.allclose(old.residuals, new.residuals, rtol=rel, atol=1e-4)
     assert np.allclose(old.measured_efficiency().efficiency, new.measured_efficiency().efficiency,
                        rtol=rel, atol=0)
 
@@ -538,9 +542,10 @@ def test_v1_document_without_cov_still_loads(ref):
     old = UslFit.from_dict(doc)
     _, d = ref("specsdm91")
     new = fit_usl(d.N, d.X)
-    assert old.sigma == pytest.approx(new.sigma, rel=1e-9)
-    assert old.throughput_at(72) == pytest.approx(new.throughput_at(72), rel=1e-9)
-    assert old.latency_at(72) == pytest.approx(new.latency_at(72), rel=1e-9)
+    rel = 1e-6  # see test_committed_uslfit_fixture_loads_and_matches_a_fresh_fit
+    assert old.sigma == pytest.approx(new.sigma, rel=rel)
+    assert old.throughput_at(72) == pytest.approx(new.throughput_at(72), rel=rel)
+    assert old.latency_at(72) == pytest.approx(new.latency_at(72), rel=rel)
     assert old.n_peak_ci95 == pytest.approx(new.n_peak_ci95, rel=1e-6)
     assert old.cov == () and old.residuals.size == 0
     with pytest.raises(FitError, match="no covariance matrix"):

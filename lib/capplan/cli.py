@@ -144,14 +144,56 @@ def _growth_fit(args):
 
     y = read_series_csv(args.file)
     y.name = args.file
+    _refuse_huge_grid(y, args.grain, args.horizon)
     return fit_forecast(y, horizon=args.horizon, grain=args.grain, bounds=(args.lower, args.upper))
+
+
+#: most grid points (history bins + horizon steps) a forecast is asked to hold: 1e6 bins fit in
+#: ~0.3 GB and ~1 s; `--grain 1s` over 300 days (2.6e7 bins) ran out of memory (issue 10).
+MAX_FORECAST_BINS = 1_000_000
+
+
+def _refuse_huge_grid(y, grain, horizon) -> None:
+    """ConfigError (exit 2) when the series' span at ``grain`` plus the horizon exceeds
+    :data:`MAX_FORECAST_BINS`, or runs past the last representable time; says which grain fits.
+    An unreadable grain or horizon is left to the forecast's own checks."""
+    import math
+
+    import pandas as pd
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # pandas deprecates some spellings ('w'): not ours
+            warnings.simplefilter("ignore")
+            step = pd.Timedelta(pd.tseries.frequencies.to_offset(grain))
+            ahead = pd.Timedelta(horizon) if isinstance(horizon, str) else step * int(horizon)
+    except (ValueError, TypeError, OverflowError):
+        return
+    if step <= pd.Timedelta(0) or not len(y) or pd.isna(ahead):
+        return
+    span = y.index.max() - y.index.min()
+    bins = span / step + 1 + ahead / step
+    if bins > MAX_FORECAST_BINS:
+        fits = next((g for g in ("1min", "5min", "15min", "1h", "6h", "1D", "7D")
+                     if (span + ahead) / pd.Timedelta(g) + 1 <= MAX_FORECAST_BINS), None)
+        raise ConfigError(f"--grain {grain} over {span.total_seconds() / 86400:.4g} days of "
+                          f"history and the horizon makes {math.ceil(bins):,} bins; a forecast "
+                          f"holds at most {MAX_FORECAST_BINS:,}", key="--grain",
+                          hint=f"use a coarser grain, e.g. --grain {fits}" if fits else
+                          "use a coarser --grain or a shorter --horizon")
+    if (pd.Timestamp.max.tz_localize("UTC") - y.index.max()) <= ahead:
+        raise ConfigError("the horizon reaches past the year 2262", key="--horizon",
+                          hint="use a shorter --horizon")
 
 
 def _growth_run(verb: str, fn, args) -> int:
     """Unusable input -> exit 2 with ONE line (message and hint joined)."""
+    from capplan.errors import DataContractError, FitError
+
     try:
         return fn(args)
-    except (ConfigError, ParseError, InsufficientData) as exc:
+    except (ConfigError, ParseError, InsufficientData, FitError, DataContractError) as exc:
         hint = f" (how to fix: {exc.hint})" if exc.hint else ""
         print(f"capplan {verb}: {exc.message}{hint}".replace("\n", " "), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -244,13 +286,13 @@ def _usl_column(header: list[str], given: str | None, names: tuple, what: str, p
             return header.index(given)
         if given.strip().lower() in low:
             return low.index(given.strip().lower())
-        raise ConfigError(f"no column {given!r} (columns: {', '.join(header)})", path=path,
-                          key=flag)
+        raise ConfigError(f"no column {given!r} in the header ({len(header)} columns)",
+                          path=path, key=flag)
     hits = [i for i, h in enumerate(low) if h in names]
     if len(hits) != 1:
         found = "several: " + ", ".join(header[i] for i in hits) if hits else "none"
         raise ConfigError(f"cannot tell the {what} column (looked for {', '.join(names)}; "
-                          f"{found}; columns: {', '.join(header)})", path=path,
+                          f"{found}; the header has {len(header)} columns)", path=path,
                           hint=f"name it with {flag}")
     return hits[0]
 
@@ -283,7 +325,9 @@ def _read_usl_csv(path: str, n_col: str | None, x_col: str | None):
             except ValueError:
                 v = math.nan
             if not math.isfinite(v):
-                raise ParseError(f"column {header[idx]!r}: {cell!r} is not a number",
+                # header[idx] matched a known name or the user's flag: safe to show; the cell
+                # is file content and is never echoed
+                raise ParseError(f"column {header[idx]!r}: not a finite number",
                                  path=path, line=lineno)
             out.append(v)
     return n, x
@@ -313,9 +357,10 @@ def cmd_usl(args) -> int:
         return EXIT_BAD_INPUT
     out = fit.to_dict()
     if predict is not None:
+        fin = lambda v: float(v) if math.isfinite(v) else None  # noqa: E731 (strict JSON)
         out["predictions"] = [
-            {"n": float(r.n), "x": float(r.x), "x_lo95": float(r.x_lo95),
-             "x_hi95": float(r.x_hi95), "extrapolated": bool(r.extrapolated)}
+            {"n": float(r.n), "x": fin(r.x), "x_lo95": fin(r.x_lo95),
+             "x_hi95": fin(r.x_hi95), "extrapolated": bool(r.extrapolated)}
             for r in fit.predict(predict).itertuples()]
     if args.json:
         _print_json(out)

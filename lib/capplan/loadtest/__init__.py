@@ -36,13 +36,14 @@ from pathlib import Path
 import pandas as pd
 
 from capplan.errors import ConfigError, ParseError
+from capplan.loadtest._io import csv_rows, in_clock_range, number, read_text
 from capplan.loadtest.demo import demo_pgbench_sweep, demo_pgbench_sweep_info
 from capplan.loadtest.k6 import (k6_thresholds, read_k6_csv_stream, read_k6_json_stream,
                                  read_k6_summary)
 from capplan.loadtest.locust import read_locust_history, read_locust_stats
 from capplan.loadtest.pgbench import (parse_pgbench_summary, read_pgbench_aggregate,
                                       read_pgbench_progress, read_pgbench_summary)
-from capplan.loadtest.points import (POINT_COLUMNS, POINT_METRICS, empty_points,
+from capplan.loadtest.points import (NUMERIC_COLUMNS, POINT_COLUMNS, POINT_METRICS, empty_points,
                                      frame_to_points, make_points, points_to_frame)
 from capplan.loadtest.redisbench import parse_redisbench_csv, read_redisbench_csv
 from capplan.loadtest.wrk import parse_wrk, read_wrk
@@ -62,19 +63,37 @@ __all__ = [
 def read_points_csv(path: str | os.PathLike, **_ignored) -> pd.DataFrame:
     """A load-point table saved as CSV (``capplan sweep --csv``, or the packaged demo sweep).
 
-    Columns by name (:data:`POINT_COLUMNS`); ``concurrency`` and ``throughput_per_s`` are required.
-    Raises ParseError naming the file when they are missing or the CSV is malformed.
+    Columns by name (:data:`POINT_COLUMNS`); ``concurrency`` and ``throughput_per_s`` are required,
+    others may be missing; ``#`` lines are comments.  Numbers may be empty or ``nan`` (not
+    reported); ``started_at`` is ISO 8601 (or empty).  Raises ParseError naming the file and line
+    of a missing column, a non-numeric value or an implausible time.
     """
     p = Path(path)
+    text = "\n".join("" if ln.lstrip().startswith("#") else ln
+                     for ln in read_text(p).splitlines())
     try:
-        df = pd.read_csv(p, comment="#", dtype={"scenario": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(f"not a readable load-point CSV: {exc}", path=str(p)) from exc
-    missing = [c for c in ("concurrency", "throughput_per_s") if c not in df.columns]
-    if missing:
-        raise ParseError(f"load-point CSV lacks column(s) {missing}", path=str(p), line=1,
-                         hint="write it with `capplan sweep --csv FILE`")
-    return make_points(df)
+        rows = list(csv_rows(text, p, required=("concurrency", "throughput_per_s")))
+    except ParseError as exc:
+        if exc.line == 1 and "missing column" in exc.message:
+            raise ParseError(exc.message, path=str(p), line=1,
+                             hint="write it with `capplan sweep --csv FILE`") from None
+        raise
+    records = []
+    for ln, r in rows:
+        rec: dict = {c: r.get(c, "") for c in ("run_id", "tool", "scenario")}
+        for c in NUMERIC_COLUMNS:
+            rec[c] = number(r.get(c), path=p, line=ln, what=c, allow_na=True)
+        raw = (r.get("started_at") or "").strip()
+        rec["started_at"] = pd.NaT
+        if raw and raw.lower() not in ("nan", "nat"):
+            ts = pd.to_datetime(pd.Series([raw], dtype=object), utc=True, errors="coerce",
+                                format="ISO8601").iloc[0]
+            if pd.isna(ts) or not in_clock_range(ts):
+                raise ParseError("started_at: not an ISO 8601 time between 1970 and 2200",
+                                 path=str(p), line=ln)
+            rec["started_at"] = ts
+        records.append(rec)
+    return make_points(records)
 
 
 READERS: dict[str, Callable[..., pd.DataFrame]] = {

@@ -1,4 +1,10 @@
-"""Shared helpers of the load-test parsers: reading files, numbers and CSV by header name."""
+"""Shared helpers of the load-test parsers: reading files, numbers, times and CSV by header name.
+
+Error messages name the file, the line and what was expected, never the text found there: a
+load-test path may point at any file (a credentials file, a key), and its content must not reach
+stderr, a notebook or a report.  For the same reason third-party exceptions whose message quotes
+the input are not chained (``from None``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,11 @@ import pandas as pd
 from capplan.errors import ParseError
 
 NAN = math.nan
+
+#: plausible load-test clock: 1970-01-01 .. 2200-01-01 UTC (epoch seconds).
+EPOCH_MIN_S, EPOCH_MAX_S = 0.0, 7_258_118_400.0
+#: longest plausible run or interval, seconds (about 31 years; pandas' limit is 292 years).
+MAX_DURATION_S = 1e9
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -47,15 +58,72 @@ def run_id_for(path: str | os.PathLike) -> str:
 
 
 def number(text: str | None, *, path, line: int | None, what: str, allow_na: bool = False) -> float:
-    """``text`` as a float; ``N/A`` / empty gives NaN when ``allow_na``; else a ParseError."""
+    """``text`` as a float; ``N/A`` / empty gives NaN when ``allow_na``; else a ParseError.
+
+    An infinite value (``inf``, or a number beyond the float range such as ``1e400``) is NaN
+    when ``allow_na`` (pgbench prints ``inf tps`` for an empty interval), else a ParseError.
+    """
     t = (text or "").strip().strip('"')
-    if allow_na and t in ("", "N/A", "NaN", "nan"):
+    if allow_na and t in ("", "N/A", "NaN", "nan", "-nan"):
         return NAN
     try:
-        return float(t)
-    except ValueError as exc:
-        raise ParseError(f"{what}: expected a number, got {text!r}", path=str(path),
-                         line=line) from exc
+        v = float(t)
+    except ValueError:
+        raise ParseError(f"{what}: expected a number", path=str(path), line=line,
+                         hint="the file may be truncated, edited, or of another kind") from None
+    if math.isinf(v):
+        if allow_na:
+            return NAN
+        raise ParseError(f"{what}: the number is infinite or beyond the float range",
+                         path=str(path), line=line)
+    return v
+
+
+def json_number(value, *, path, line: int | None, what: str) -> float:
+    """A number taken from parsed JSON (int, float or numeric string) as a finite float or NaN.
+
+    Booleans, objects, lists and integers beyond the float range are ParseErrors.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ParseError(f"{what}: expected a number, found a JSON {_json_kind(value)}",
+                         path=str(path), line=line)
+    if isinstance(value, str):
+        return number(value, path=path, line=line, what=what)
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ParseError(f"{what}: the number is beyond the float range", path=str(path),
+                         line=line) from None
+    if math.isinf(v):
+        raise ParseError(f"{what}: the number is infinite", path=str(path), line=line)
+    return v
+
+
+def _json_kind(value) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def check_duration(seconds: float, *, path, line: int | None, what: str) -> float:
+    """``seconds`` unchanged when NaN or within +/- :data:`MAX_DURATION_S`; else a ParseError."""
+    if math.isfinite(seconds) and abs(seconds) <= MAX_DURATION_S or math.isnan(seconds):
+        return seconds
+    raise ParseError(f"{what}: a duration of {seconds:.3g} s is not plausible (more than "
+                     f"{MAX_DURATION_S:.0e} s)", path=str(path), line=line,
+                     hint="the file's figures are corrupt; fix or re-run the load test")
+
+
+def epoch_utc(seconds: float, *, path, line: int | None, what: str) -> "pd.Timestamp":
+    """Unix epoch ``seconds`` as a UTC Timestamp; outside 1970..2200 (or NaN) a ParseError."""
+    if not (math.isfinite(seconds) and EPOCH_MIN_S <= seconds <= EPOCH_MAX_S):
+        raise ParseError(f"{what}: not a plausible unix time (1970 to 2200)", path=str(path),
+                         line=line, hint="the file's clock values are corrupt")
+    return pd.Timestamp(seconds, unit="s", tz="UTC")
+
+
+def in_clock_range(ts: "pd.Timestamp") -> bool:
+    """Whether ``ts`` (tz-aware) lies in the plausible load-test clock, 1970..2200."""
+    return EPOCH_MIN_S <= ts.timestamp() <= EPOCH_MAX_S
 
 
 def csv_rows(text: str, path, *, required: tuple[str, ...] = (), aliases: dict | None = None):
@@ -70,7 +138,7 @@ def csv_rows(text: str, path, *, required: tuple[str, ...] = (), aliases: dict |
         header = next(reader)
     except StopIteration:
         raise ParseError("empty file (no CSV header)", path=str(path), line=1) from None
-    except csv.Error as exc:
+    except csv.Error as exc:  # csv's messages name the problem, never the field's text
         raise ParseError(f"unreadable CSV header: {exc}", path=str(path), line=1) from exc
     header = [h.strip() for h in header]
     rename = {}
@@ -81,8 +149,9 @@ def csv_rows(text: str, path, *, required: tuple[str, ...] = (), aliases: dict |
     header = [rename.get(h, h) for h in header]
     missing = [c for c in required if c not in header]
     if missing:
-        raise ParseError(f"missing column(s) {missing}; header is {header[:12]}", path=str(path),
-                         line=1, hint="is this the right kind of file for this parser?")
+        raise ParseError(f"missing column(s) {missing} in the header ({len(header)} column(s))",
+                         path=str(path), line=1,
+                         hint="is this the right kind of file for this parser?")
     line_no = 1
     while True:
         try:

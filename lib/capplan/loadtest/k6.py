@@ -32,20 +32,31 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import ParseError
-from capplan.loadtest._io import NAN, csv_rows, number, read_text, run_id_for, to_utc
+from capplan.loadtest._io import (EPOCH_MAX_S, EPOCH_MIN_S, NAN, check_duration, csv_rows,
+                                  in_clock_range, json_number, number, read_text, run_id_for,
+                                  to_utc)
 from capplan.loadtest.points import file_start_time, make_points
 
 __all__ = ["read_k6_summary", "k6_thresholds", "read_k6_json_stream", "read_k6_csv_stream",
            "k6_summary_format"]
 
 
-def _load_json(path) -> dict:
-    text = read_text(path)
+def _json(text: str, path, line: int | None, what: str):
+    """``json.loads`` with every failure a ParseError (never quoting the text)."""
     try:
-        obj = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParseError(f"invalid JSON ({exc.msg}, column {exc.colno}): truncated or not a k6 "
-                         "summary", path=str(path), line=exc.lineno) from exc
+        raise ParseError(f"invalid JSON ({exc.msg}, column {exc.colno}): {what}", path=str(path),
+                         line=(line or 1) + exc.lineno - 1) from None
+    except RecursionError:
+        raise ParseError(f"JSON nested too deeply: {what}", path=str(path), line=line) from None
+    except ValueError:  # e.g. an integer of more than 4300 digits
+        raise ParseError(f"a JSON number is too long to read: {what}", path=str(path),
+                         line=line) from None
+
+
+def _load_json(path) -> dict:
+    obj = _json(read_text(path), path, None, "truncated or not a k6 summary")
     if not isinstance(obj, dict) or not isinstance(obj.get("metrics"), dict):
         raise ParseError("no 'metrics' object: not a k6 end-of-test summary", path=str(path),
                          line=1, hint="use k6 --summary-export=FILE or a handleSummary script")
@@ -64,7 +75,8 @@ def _values(obj: dict, fmt: str, name: str) -> dict:
     m = obj["metrics"].get(name)
     if not isinstance(m, dict):
         return {}
-    return m.get("values", {}) if fmt == "handleSummary" else m
+    v = m.get("values", {}) if fmt == "handleSummary" else m
+    return v if isinstance(v, dict) else {}
 
 
 def read_k6_summary(path: str | os.PathLike, *, run_id: str | None = None,
@@ -91,7 +103,7 @@ def read_k6_summary(path: str | os.PathLike, *, run_id: str | None = None,
                          line=1)
 
     def val(d: dict, key: str, what: str) -> float:
-        return number(str(d[key]), path=path, line=None, what=what) if key in d else NAN
+        return json_number(d[key], path=path, line=None, what=what) if key in d else NAN
 
     count = val(reqs, "count", "http_reqs.count")
     rate = val(reqs, "rate", "http_reqs.rate")
@@ -103,6 +115,7 @@ def read_k6_summary(path: str | os.PathLike, *, run_id: str | None = None,
         duration = val(state, "testRunDurationMs", "state.testRunDurationMs") / 1e3
     elif rate > 0:
         duration = count / rate
+    duration = check_duration(duration, path=path, line=None, what="k6 summary duration")
     pts = make_points([{
         "run_id": run_id or run_id_for(path), "tool": "k6", "scenario": "",
         "concurrency": val(vus, "max", "vus_max.max"), "throughput_per_s": rate,
@@ -131,8 +144,12 @@ def k6_thresholds(path: str | os.PathLike) -> dict[str, dict[str, bool]]:
         th = m.get("thresholds") if isinstance(m, dict) else None
         if not th:
             continue
+        if not isinstance(th, dict):
+            raise ParseError("a metric's 'thresholds' is not an object", path=str(path),
+                             line=None)
         if fmt == "handleSummary":
-            out[name] = {expr: bool(v.get("ok")) for expr, v in th.items()}
+            out[name] = {expr: bool(v.get("ok")) if isinstance(v, dict) else False
+                         for expr, v in th.items()}
         else:
             out[name] = {expr: not bool(v) for expr, v in th.items()}
     return out
@@ -143,8 +160,10 @@ def _open_text(path) -> str:
         try:
             with gzip.open(path, "rt", encoding="utf-8") as fh:
                 return fh.read()
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
-            raise ParseError(f"cannot read gzipped k6 output: {exc}", path=str(path)) from exc
+        except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+            # the reason's class, not its text: a decoding error's text carries raw bytes
+            raise ParseError(f"cannot read gzipped k6 output ({type(exc).__name__})",
+                             path=str(path)) from None
     return read_text(path)
 
 
@@ -192,44 +211,69 @@ def read_k6_json_stream(path: str | os.PathLike, *, run_id: str | None = None,
     text = _open_text(path)
     samples: dict[str, list] = {}
     times: list[str] = []
+    lines: list[int] = []
     for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"invalid JSON line ({exc.msg}): truncated k6 NDJSON?",
-                             path=str(path), line=i) from exc
+        obj = _json(line, path, i, "truncated k6 NDJSON?")
         if not isinstance(obj, dict) or "type" not in obj:
             raise ParseError("not a k6 NDJSON record (no 'type')", path=str(path), line=i)
         if obj["type"] != "Point":
             continue
-        data = obj.get("data") or {}
-        if "time" not in data or "value" not in data:
-            raise ParseError("Point without data.time / data.value", path=str(path), line=i)
-        samples.setdefault(obj.get("metric", ""), []).append(
-            number(str(data["value"]), path=path, line=i, what="data.value"))
+        data = obj.get("data")
+        if not isinstance(data, dict) or "time" not in data or "value" not in data:
+            raise ParseError("Point without a data object holding time and value",
+                             path=str(path), line=i)
+        metric = obj.get("metric", "")
+        if not isinstance(metric, str) or not isinstance(data["time"], str):
+            raise ParseError("Point whose metric or data.time is not a string", path=str(path),
+                             line=i)
+        samples.setdefault(metric, []).append(
+            json_number(data["value"], path=path, line=i, what="data.value"))
         times.append(data["time"])
+        lines.append(i)
     if not times:
         raise ParseError("no Point lines in the k6 JSON stream", path=str(path),
                          line=max(len(text.splitlines()), 1))
-    ts = pd.Series(pd.to_datetime(times, utc=True, format="ISO8601"))
+    ts = _iso_times(times, lines, path, "data.time")
     return _stream_point(samples, ts, 0.0, run_id=run_id or run_id_for(path),
                          concurrency=concurrency, started_at=started_at)
 
 
-def _csv_times(raw: list[str], path) -> tuple[pd.Series, float]:
+def _iso_times(raw: list[str], lines: list[int], path, what: str) -> pd.Series:
+    """ISO 8601 texts as UTC Timestamps; the first unparseable or implausible one (outside
+    1970..2200) is a ParseError naming its line."""
+    ts = pd.Series(pd.to_datetime(pd.Series(raw, dtype=object), utc=True, format="ISO8601",
+                                  errors="coerce"))
+    bad = ts.isna().to_numpy()
+    if not bad.any():
+        lo, hi = ts.min(), ts.max()
+        if not (in_clock_range(lo) and in_clock_range(hi)):
+            bad = ((ts < pd.Timestamp(EPOCH_MIN_S, unit="s", tz="UTC"))
+                   | (ts > pd.Timestamp(EPOCH_MAX_S, unit="s", tz="UTC"))).to_numpy()
+    if bad.any():
+        raise ParseError(f"{what}: not an ISO 8601 time between 1970 and 2200", path=str(path),
+                         line=lines[int(np.flatnonzero(bad)[0])])
+    return ts
+
+
+def _csv_times(raw: list[str], lines: list[int], path) -> tuple[pd.Series, float]:
     try:
         nums = np.asarray([float(x) for x in raw])
-    except ValueError:
-        ts = pd.to_datetime(pd.Series(raw), utc=True, format="ISO8601", errors="coerce")
-        if ts.isna().any():
-            raise ParseError("unparseable timestamp in k6 CSV", path=str(path)) from None
-        return ts, 0.0
-    mag = np.nanmax(nums) if len(nums) else 0.0
+    except ValueError:  # RFC 3339 times (K6_CSV_TIME_FORMAT=rfc3339); parsed outside the
+        nums = None     # handler so no chained error carries the text
+    if nums is None:
+        return _iso_times(raw, lines, path, "timestamp"), 0.0
+    finite = np.isfinite(nums)
+    mag = float(np.max(np.abs(nums[finite]))) if finite.any() else 0.0
     # K6_CSV_TIME_FORMAT=unix (default) / unix_milli / unix_micro / unix_nano, told by magnitude
     unit, res = ("s", 1.0) if mag < 1e11 else ("ms", 1e-3) if mag < 1e14 else \
         ("us", 1e-6) if mag < 1e17 else ("ns", 1e-9)
+    secs = nums * res
+    bad = ~np.isfinite(secs) | (secs < EPOCH_MIN_S) | (secs > EPOCH_MAX_S)
+    if bad.any():
+        raise ParseError("timestamp: not a plausible unix time (1970 to 2200, in s, ms, us or ns)",
+                         path=str(path), line=lines[int(np.flatnonzero(bad)[0])])
     return pd.Series(pd.to_datetime(nums, unit=unit, utc=True)), res
 
 
@@ -242,13 +286,15 @@ def read_k6_csv_stream(path: str | os.PathLike, *, run_id: str | None = None,
     text = _open_text(path)
     samples: dict[str, list] = {}
     raw_times: list[str] = []
+    lines: list[int] = []
     for ln, r in csv_rows(text, path, required=("metric_name", "timestamp", "metric_value")):
         samples.setdefault(r["metric_name"], []).append(
             number(r["metric_value"], path=path, line=ln, what="metric_value"))
         raw_times.append(r["timestamp"])
+        lines.append(ln)
     if not raw_times:
         raise ParseError("no samples after the header", path=str(path), line=1)
-    ts, res = _csv_times(raw_times, path)
+    ts, res = _csv_times(raw_times, lines, path)
     return _stream_point(samples, ts, res, run_id=run_id or run_id_for(path),
                          concurrency=concurrency, started_at=started_at)
 

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import ParseError
-from capplan.loadtest._io import NAN, csv_rows, number, read_text, run_id_for, to_utc
+from capplan.loadtest._io import (NAN, check_duration, csv_rows, epoch_utc, number, read_text,
+                                  run_id_for, to_utc)
 from capplan.loadtest.points import file_start_time, make_points
 
 __all__ = ["read_locust_stats", "read_locust_history"]
@@ -90,7 +91,8 @@ def read_locust_stats(path: str | os.PathLike, *, concurrency: float | None = No
                "throughput_per_s": rps, "requests": n,
                "errors": number(r["Failure Count"], path=p, line=ln, what="Failure Count"),
                "latency_mean_s": _ms(r, "Average Response Time", p, ln),
-               "duration_s": n / rps if rps and rps > 0 else NAN}
+               "duration_s": check_duration(n / rps if rps and rps > 0 else NAN, path=p,
+                                            line=ln, what="Request Count / Requests/s")}
         for out, col in _PCTS:
             rec[out] = _ms(r, col, p, ln)
         if not np.isfinite(rec["latency_p50_s"]):
@@ -103,15 +105,20 @@ def read_locust_stats(path: str | os.PathLike, *, concurrency: float | None = No
     hist = _history_for(p)
     hist_rows = None
     if hist is not None and (concurrency is None or started_at is None):
-        hist_rows = [r for _ln, r in csv_rows(read_text(hist), hist,
-                                              required=("Timestamp", "User Count"),
-                                              aliases=_HISTORY_ALIASES)]
+        hist_rows = [(ln, r) for ln, r in csv_rows(read_text(hist), hist,
+                                                    required=("Timestamp", "User Count"),
+                                                    aliases=_HISTORY_ALIASES)]
     if concurrency is None and hist_rows:
-        concurrency = max(float(r["User Count"]) for r in hist_rows)
+        concurrency = max(number(r["User Count"], path=hist, line=ln, what="User Count")
+                          for ln, r in hist_rows)
     pts = make_points([{**rec, "concurrency": concurrency} for rec in records])
     if started_at is None:
-        started_at = pd.Timestamp(float(hist_rows[0]["Timestamp"]), unit="s", tz="UTC") \
-            if hist_rows else file_start_time(p, pts["duration_s"].iloc[0])
+        if hist_rows:
+            ln, first = hist_rows[0]
+            started_at = epoch_utc(number(first["Timestamp"], path=hist, line=ln,
+                                          what="Timestamp"), path=hist, line=ln, what="Timestamp")
+        else:
+            started_at = file_start_time(p, pts["duration_s"].iloc[0])
     pts["started_at"] = to_utc(started_at)
     return pts
 
@@ -151,6 +158,7 @@ def read_locust_history(path: str | os.PathLike, *, run_id: str | None = None,
                              what="Total Average Response Time", allow_na=True)}
         for out, col in _PCTS:
             row[out] = _ms(r, col, p, ln)
+        epoch_utc(row["t"], path=p, line=ln, what="Timestamp")  # a plausible clock
         parsed.append(row)
     if not parsed:
         raise ParseError("no rows after the header", path=str(p), line=1)

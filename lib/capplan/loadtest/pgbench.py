@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import ParseError
-from capplan.loadtest._io import NAN, number, read_text, run_id_for, to_utc
+from capplan.loadtest._io import (NAN, check_duration, epoch_utc, number, read_text, run_id_for,
+                                  to_utc)
 from capplan.loadtest.points import file_start_time, make_points
 
 __all__ = [
@@ -97,8 +98,7 @@ def pgbench_summary_fields(text: str, path: str | os.PathLike = "<stdout>") -> d
                      "average connection time"):
             ms = _MS.match(val)
             if not ms:
-                raise ParseError(f"{key}: expected '<number> ms', got {val!r}", path=str(path),
-                                 line=i)
+                raise ParseError(f"{key}: expected '<number> ms'", path=str(path), line=i)
             v = number(ms.group("val"), path=path, line=i, what=key)
             name = {"latency average": "latency_mean_ms", "latency stddev": "latency_stddev_ms"
                     }.get(key, "connection_time_ms")
@@ -135,6 +135,7 @@ def parse_pgbench_summary(text: str, *, path: str | os.PathLike = "<stdout>", ru
     duration = f.get("duration_s")
     if duration is None:
         duration = processed / f["tps"] if f["tps"] > 0 else NAN
+    duration = check_duration(duration, path=path, line=None, what="pgbench run duration")
     return make_points([{
         "run_id": run_id, "tool": "pgbench", "scenario": f.get("transaction_type", ""),
         "concurrency": f["clients"], "throughput_per_s": f["tps"],
@@ -178,17 +179,19 @@ def read_pgbench_progress(path: str | os.PathLike, *, concurrency: float | None 
             continue
         m = _PROGRESS.match(line)
         if not m:
-            raise ParseError(f"unrecognised pgbench progress line: {line[:80]!r}", path=str(path),
-                             line=i, hint="expected 'progress: 1.0 s, 123.4 tps, lat 1.2 ms "
+            raise ParseError("unrecognised pgbench progress line", path=str(path), line=i,
+                             hint="expected 'progress: 1.0 s, 123.4 tps, lat 1.2 ms "
                              "stddev 0.3[, 0 failed]'")
-        t = float(m.group("t"))
+        t = check_duration(number(m.group("t"), path=path, line=i, what="progress time"),
+                           path=path, line=i, what="progress time")
         tps = number(m.group("tps"), path=path, line=i, what="tps", allow_na=True)
         lat = number(m.group("lat"), path=path, line=i, what="lat", allow_na=True)
         interval = t - prev_t
+        n_req = tps * interval
         rows.append({"run_id": rid, "tool": "pgbench", "concurrency": concurrency,
                      "throughput_per_s": tps, "latency_mean_s": lat / 1e3,
-                     "errors": float(m.group("failed") or 0),
-                     "requests": round(tps * interval) if np.isfinite(tps) else NAN,
+                     "errors": number(m.group("failed") or "0", path=path, line=i, what="failed"),
+                     "requests": round(n_req) if np.isfinite(n_req) else NAN,
                      "duration_s": interval, "_offset": prev_t})
         prev_t = t
     if not rows:
@@ -242,6 +245,7 @@ def _read_agg_file(path: Path) -> pd.DataFrame:
         width = len(parts)
         vals = [number(x, path=path, line=i, what=name)
                 for x, name in zip(parts, _AGG_FIELDS[width])]
+        epoch_utc(vals[0], path=path, line=i, what="interval_start")  # a plausible clock
         rows.append(dict(zip(_AGG_FIELDS[width], vals)))
     if not rows:
         raise ParseError("empty aggregate log", path=str(path), line=1)

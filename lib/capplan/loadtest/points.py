@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from capplan.errors import DataContractError
+from capplan.errors import DataContractError, ParseError
 from capplan.core.frame import make_frame, parse_labels, to_utc
 
 __all__ = [
@@ -103,10 +103,24 @@ def make_points(records: Iterable[Mapping[str, object]] | pd.DataFrame) -> pd.Da
 
 
 def file_start_time(path: str | os.PathLike, duration_s: float | None) -> datetime:
-    """Fallback start of a run whose file has no clock: file mtime minus the run's duration."""
-    mtime = os.stat(path).st_mtime
+    """Fallback start of a run whose file has no clock: file mtime minus the run's duration.
+
+    Raises ParseError naming the file when the duration reaches back before 1970 or past the
+    year 2200 (corrupt figures, e.g. ``processed: 1e300``): no plausible start exists.
+    """
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError as exc:
+        raise ParseError(f"cannot stat load-test result: {exc.strerror or exc}",
+                         path=str(path)) from exc
     if duration_s is not None and np.isfinite(duration_s):
-        mtime -= float(duration_s)
+        start = mtime - float(duration_s)
+        if not 0.0 <= start <= 7_258_118_400.0:
+            raise ParseError(f"the run's duration ({float(duration_s):.3g} s, derived from the "
+                             "file's figures) puts its start outside 1970..2200", path=str(path),
+                             hint="the file's counts or rates are corrupt; pass started_at= if "
+                                  "the figures are right")
+        mtime = start
     return datetime.fromtimestamp(mtime, tz=timezone.utc)
 
 

@@ -19,7 +19,8 @@ import os
 import pandas as pd
 
 from capplan.errors import ParseError
-from capplan.loadtest._io import NAN, csv_rows, number, read_text, run_id_for, to_utc
+from capplan.loadtest._io import (NAN, check_duration, csv_rows, number, read_text, run_id_for,
+                                  to_utc)
 from capplan.loadtest.points import file_start_time, make_points
 
 __all__ = ["parse_redisbench_csv", "read_redisbench_csv"]
@@ -40,7 +41,10 @@ def parse_redisbench_csv(text: str, *, path: str | os.PathLike = "<stdout>", run
     if not lines:
         raise ParseError("empty redis-benchmark output", path=str(path), line=1)
     rows = []
-    first = next(csv.reader(io.StringIO(lines[0])), [])
+    try:
+        first = next(csv.reader(io.StringIO(lines[0])), [])
+    except csv.Error as exc:  # csv's messages name the problem, never the field's text
+        raise ParseError(f"malformed CSV: {exc}", path=str(path), line=1) from exc
     if {"test", "rps"} <= {c.strip() for c in first}:
         for ln, r in csv_rows(text, path, required=_NEW_REQUIRED):
             rows.append((ln, r["test"], number(r["rps"], path=path, line=ln, what="rps"),
@@ -50,7 +54,14 @@ def parse_redisbench_csv(text: str, *, path: str | os.PathLike = "<stdout>", run
                                      "p99_latency_ms")]))
     else:
         reader = csv.reader(io.StringIO(text))
-        for r in reader:
+        while True:
+            try:
+                r = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise ParseError(f"malformed CSV: {exc}", path=str(path),
+                                 line=reader.line_num) from exc
             ln = reader.line_num
             if not r or all(not c.strip() for c in r):
                 continue
@@ -65,6 +76,8 @@ def parse_redisbench_csv(text: str, *, path: str | os.PathLike = "<stdout>", run
         raise ParseError("no test rows after the header (truncated?)", path=str(path),
                          line=len(text.splitlines()))
     n = float(requests) if requests is not None else NAN
+    for ln, _test, rps, *_rest in rows:
+        check_duration(n / rps if rps > 0 else NAN, path=path, line=ln, what="requests / rps")
     return make_points([{
         "run_id": run_id, "tool": "redis-benchmark", "scenario": test,
         "concurrency": concurrency, "throughput_per_s": rps, "latency_mean_s": avg / 1e3,

@@ -15,7 +15,7 @@ import re
 import pandas as pd
 
 from capplan.errors import ParseError
-from capplan.loadtest._io import NAN, number, read_text, run_id_for, to_utc
+from capplan.loadtest._io import NAN, check_duration, number, read_text, run_id_for, to_utc
 from capplan.loadtest.points import file_start_time, make_points
 
 __all__ = ["parse_wrk", "read_wrk", "wrk_time_s", "wrk_count"]
@@ -30,18 +30,16 @@ def wrk_time_s(text: str, *, path="<wrk>", line: int | None = None) -> float:
     """A wrk time such as ``783.00us``, ``1.33ms``, ``2.10s`` or ``1.00m`` in seconds."""
     m = _TIME_RE.match(text.strip())
     if not m:
-        raise ParseError(f"expected a wrk time like '1.33ms', got {text!r}", path=str(path),
-                         line=line)
-    return float(m.group("v")) * _TIME[m.group("u")]
+        raise ParseError("expected a wrk time like '1.33ms'", path=str(path), line=line)
+    return number(m.group("v"), path=path, line=line, what="wrk time") * _TIME[m.group("u")]
 
 
 def wrk_count(text: str, *, path="<wrk>", line: int | None = None) -> float:
     """A wrk count such as ``4.12k`` or ``86.22`` as a float."""
     m = _COUNT_RE.match(text.strip())
     if not m:
-        raise ParseError(f"expected a wrk count like '4.12k', got {text!r}", path=str(path),
-                         line=line)
-    return float(m.group("v")) * _COUNT[m.group("u")]
+        raise ParseError("expected a wrk count like '4.12k'", path=str(path), line=line)
+    return number(m.group("v"), path=path, line=line, what="wrk count") * _COUNT[m.group("u")]
 
 
 _RUNNING = re.compile(r"^Running (?P<d>\S+) test @ (?P<url>\S+)")
@@ -76,26 +74,30 @@ def parse_wrk(text: str, *, path: str | os.PathLike = "<stdout>", run_id: str = 
         elif line.startswith("Latency ") and "Distribution" not in line:
             m = _LAT.match(line)
             if not m:
-                raise ParseError(f"unrecognised Latency line {line!r}", path=str(path), line=i)
+                raise ParseError("unrecognised Latency line", path=str(path), line=i,
+                                 hint="expected 'Latency  AVG  STDEV  MAX  +/-STDEV%'")
             f["lat_avg"] = wrk_time_s(m.group("avg"), path=path, line=i)
         elif m := _DIST.match(line):
             f[f"p{m.group('p')}"] = wrk_time_s(m.group("v"), path=path, line=i)
         elif m := _REQS.match(line):
-            f["requests"] = float(m.group("n"))
-            f["duration"] = wrk_time_s(m.group("d"), path=path, line=i)
+            f["requests"] = number(m.group("n"), path=path, line=i, what="requests")
+            f["duration"] = check_duration(wrk_time_s(m.group("d"), path=path, line=i),
+                                           path=path, line=i, what="wrk run time")
         elif line.startswith("Socket errors:"):
             m = _SOCK.match(line)
             if not m:
-                raise ParseError(f"unrecognised Socket errors line {line!r}", path=str(path),
-                                 line=i)
-            f["errors"] += sum(float(m.group(k)) for k in "crwt")
+                raise ParseError("unrecognised Socket errors line", path=str(path), line=i,
+                                 hint="expected 'Socket errors: connect N, read N, write N, "
+                                      "timeout N'")
+            f["errors"] += sum(number(m.group(k), path=path, line=i, what="socket errors")
+                               for k in "crwt")
         elif m := _NON2XX.match(line):
-            f["errors"] += float(m.group("n"))
+            f["errors"] += number(m.group("n"), path=path, line=i, what="non-2xx responses")
         elif line.startswith("Requests/sec:"):
             m = _RPS.match(line)
             if not m:
-                raise ParseError(f"unrecognised Requests/sec line {line!r}", path=str(path),
-                                 line=i)
+                raise ParseError("unrecognised Requests/sec line", path=str(path), line=i,
+                                 hint="expected 'Requests/sec:  1234.56'")
             f["rps"] = number(m.group("v"), path=path, line=i, what="Requests/sec")
     end = max(len(lines), 1)
     if "connections" not in f:

@@ -69,7 +69,14 @@ def fit_to_dict(fit) -> dict:
 
 
 def _bad(key: str, why: str, value) -> FitError:
-    return FitError(f"serialized UslFit: key '{key}' {why}, got {value!r:.80}", hint=_HINT)
+    # the kind of value, never the value: the document may come from any file
+    kind = {dict: "an object", list: "a list", tuple: "a list", str: "a string", bool: "a boolean",
+            type(None): "null", int: "an integer", float: "a number"}.get(type(value), "a value")
+    if isinstance(value, float) and not math.isfinite(value):
+        kind = "a non-finite number"
+    elif isinstance(value, (list, tuple)):
+        kind = f"a list of {len(value)}"
+    return FitError(f"serialized UslFit: key '{key}' {why}, got {kind}", hint=_HINT)
 
 
 def _float(v, key: str, *, optional: bool = False, finite: bool = False):
@@ -111,7 +118,8 @@ def _floats(v, key: str) -> tuple:
 def _version(d) -> int:
     v = d.get("schema_version")
     if not _is_int(v) or v < 1:
-        raise FitError(f"not a serialized UslFit: 'schema_version' is {v!r}, expected an "
+        got = "missing" if v is None else "not an integer from 1 up"
+        raise FitError(f"not a serialized UslFit: 'schema_version' is {got}, expected an "
                        f"integer from 1 to {SCHEMA_VERSION}", hint=_HINT)
     if v > SCHEMA_VERSION:
         raise FitError(f"serialized UslFit has schema_version {int(v)}, newer than this capplan "

@@ -60,6 +60,10 @@ MIN_POINTS = 6
 MIN_LEVELS = 4
 BOUNDS_POLICIES = ("report", "clamp", "raise")
 EXTRAPOLATION_FACTOR = 2.0
+#: largest concurrency and throughput accepted: beyond these the fit's sums of squares and its
+#: covariance overflow double precision (X ~ 1e300 gave a LinAlgError, issue 10).
+MAX_CONCURRENCY = 1e9
+MAX_THROUGHPUT = 1e100
 
 
 def _denom(n, sigma, kappa):
@@ -254,26 +258,39 @@ def _quadratic_roots(a: float, b: float, c: float) -> list[float]:
 
 # -- fitting ---------------------------------------------------------------------------------------
 
-def _validate(n, x) -> tuple[np.ndarray, np.ndarray]:
-    n_arr = np.asarray(n, dtype=float).ravel()
-    x_arr = np.asarray(x, dtype=float).ravel()
+def validate_points(n, x) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, x)`` as flat float arrays, checked: same length, ``0 < n <= MAX_CONCURRENCY`` and
+    ``0 <= x <= MAX_THROUGHPUT``, all finite.  Shared by the fits here and in
+    :mod:`capplan.models.usl_variants`.  Raises FitError naming the first bad index."""
+    try:
+        n_arr = np.asarray(n, dtype=float).ravel()
+        x_arr = np.asarray(x, dtype=float).ravel()
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise FitError(f"load points must be numbers ({type(exc).__name__})",
+                       hint="pass sequences of concurrency and throughput values") from None
     if n_arr.shape != x_arr.shape:
         raise FitError(f"n has {n_arr.size} values but x has {x_arr.size}",
                        hint="pass one throughput per concurrency value")
-    bad = np.flatnonzero(~np.isfinite(n_arr) | (n_arr <= 0))
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~np.isfinite(n_arr) | (n_arr <= 0) | (n_arr > MAX_CONCURRENCY))
     if bad.size:
         i = int(bad[0])
-        raise FitError(f"concurrency n[{i}] = {n_arr[i]!r} is not a positive finite number "
-                       f"({bad.size} such value(s))", hint="drop rows without a measured load")
-    bad = np.flatnonzero(~np.isfinite(x_arr) | (x_arr < 0))
+        raise FitError(f"concurrency n[{i}] = {float(n_arr[i]):g} is not a positive finite number up "
+                       f"to {MAX_CONCURRENCY:g} ({bad.size} such value(s))",
+                       hint="drop rows without a measured load")
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~np.isfinite(x_arr) | (x_arr < 0) | (x_arr > MAX_THROUGHPUT))
     if bad.size:
         i = int(bad[0])
-        raise FitError(f"throughput x[{i}] = {x_arr[i]!r} is not a finite number >= 0 "
-                       f"({bad.size} such value(s))", hint="drop failed or unfinished runs")
+        raise FitError(f"throughput x[{i}] = {float(x_arr[i]):g} is not a finite number from 0 to "
+                       f"{MAX_THROUGHPUT:g} ({bad.size} such value(s))",
+                       hint="drop failed or unfinished runs, or rescale the unit")
     return n_arr, x_arr
 
 
-def _check_size(n_arr: np.ndarray, what: str) -> int:
+def check_size(n_arr: np.ndarray, what: str) -> int:
+    """The number of distinct levels in ``n_arr``; InsufficientData below :data:`MIN_POINTS`
+    points or :data:`MIN_LEVELS` levels (``what`` names the fit in the message)."""
     if n_arr.size < MIN_POINTS:
         raise InsufficientData(f"{what} needs at least {MIN_POINTS} load points",
                                needed=MIN_POINTS, have=n_arr.size, unit="points",
@@ -371,8 +388,8 @@ def _fit(n, x, *, bounds_policy: str, intervals: bool, amdahl: bool) -> UslFit:
         raise FitError(f"unknown bounds_policy {bounds_policy!r}",
                        hint=f"use one of {', '.join(BOUNDS_POLICIES)}")
     what = "an Amdahl fit" if amdahl else "a USL fit"
-    n_arr, x_arr = _validate(n, x)
-    levels = _check_size(n_arr, what)
+    n_arr, x_arr = validate_points(n, x)
+    levels = check_size(n_arr, what)
     free = [0, 2] if amdahl else [0, 1, 2]
     theta = _solve(n_arr, x_arr, free, bounds_policy)
     nmax = float(n_arr.max())
@@ -410,10 +427,15 @@ def _fit(n, x, *, bounds_policy: str, intervals: bool, amdahl: bool) -> UslFit:
     df = n_arr.size - len(free)
     s2 = rss / df
     try:
-        cov = np.linalg.inv(j.T @ j) * s2
+        with np.errstate(all="ignore"):
+            cov = np.linalg.inv(j.T @ j) * s2
     except np.linalg.LinAlgError as exc:
         raise FitError(f"{what}: the coefficients are not identifiable from these points",
                        hint="measure more distinct concurrency levels") from exc
+    if not (np.all(np.isfinite(cov)) and math.isfinite(s2)):
+        raise FitError(f"{what}: the coefficients' covariance is not finite (degenerate or "
+                       "badly scaled points)",
+                       hint="check the points for outliers and measure more distinct levels")
     se_free = np.sqrt(np.maximum(np.diag(cov), 0.0))
     se = dict(zip(_PARAMS, [0.0, 0.0, 0.0]))
     for i, k in zip(free, se_free):
@@ -431,8 +453,13 @@ def _fit(n, x, *, bounds_policy: str, intervals: bool, amdahl: bool) -> UslFit:
     x_ceiling = lam / sigma if sigma > 0 else None
     if intervals:
         bounds = ((0.0, 1.0), (0.0, 1.0), (0.0, np.inf)) if bounds_policy == "clamp" else None
-        prof = profile_intervals(n_arr, x_arr, np.array([sigma, kappa, lam]), cov, free,
-                                 rss, s2, tq, bounds)
+        try:
+            prof = profile_intervals(n_arr, x_arr, np.array([sigma, kappa, lam]), cov, free,
+                                     rss, s2, tq, bounds)
+        except np.linalg.LinAlgError:  # a covariance too ill-conditioned to whiten
+            prof = {k: (None, None) for k in ("n_peak", "x_peak", "x_ceiling")}
+            warnings.append("the covariance is too ill-conditioned for profile intervals: the "
+                            "intervals of N*, X(N*) and lambda/sigma are not reported")
     else:
         prof = {k: (None, None) for k in ("n_peak", "x_peak", "x_ceiling")}
     if amdahl:

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from capplan.errors import FitError
-from capplan.models.usl import _check_size, _validate
+from capplan.models.usl import check_size, validate_points
 
 __all__ = ["VariantFit", "fit_usl_log", "fit_amdahl_latency"]
 
@@ -97,8 +97,8 @@ def _package(form, names, values, jac, rss, df, n_points, scales, y_scale) -> Va
 def fit_usl_log(n, x) -> VariantFit:
     """Fit ``X(N) = lambda N / (1 + sigma (N-1) + kappa ln(N) (N-1))`` (coefficients sigma,
     kappa, lambda; lambda in the unit of ``x``)."""
-    n_arr, x_arr = _validate(n, x)
-    _check_size(n_arr, "a log-USL fit")
+    n_arr, x_arr = validate_points(n, x)
+    check_size(n_arr, "a log-USL fit")
     xs = float(x_arr.max()) or 1.0
     a1, a2 = n_arr - 1.0, np.log(n_arr) * (n_arr - 1.0)
 
@@ -118,8 +118,8 @@ def fit_usl_log(n, x) -> VariantFit:
 def fit_amdahl_latency(x, r) -> VariantFit:
     """Fit ``R(X) = (1 - sigma)/(lambda - sigma X)`` to response times ``r`` at throughputs ``x``
     (lambda in the unit of ``x``; ``r`` in 1/unit of ``x``, e.g. seconds for per-second rates)."""
-    x_arr, r_arr = _validate(x, r)
-    _check_size(x_arr, "an Amdahl latency fit")
+    x_arr, r_arr = validate_points(x, r)
+    check_size(x_arr, "an Amdahl latency fit")
     xs, rs = float(x_arr.max()), float(r_arr.mean()) or 1.0
     u, v = x_arr / xs, r_arr / rs
     # in scaled units: R/rs = (1 - sigma) / (rs xs (l' - sigma u)) with lambda = xs l'
