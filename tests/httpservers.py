@@ -85,3 +85,74 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class TricklingServer:
+    """Answers every connection slowly, one byte every ``gap_s`` seconds: "a server that trickles".
+
+    ``mode="body"`` sends the status line and headers at once (``Content-Length: n_bytes``) and
+    then the body a byte at a time; ``mode="headers"`` trickles the status line itself;
+    ``mode="redis"`` answers any command with a bulk string of ``n_bytes`` trickled a byte at a
+    time (RESP).  Each connection stops by itself after ``n_bytes`` bytes or when the client goes
+    away, and ``close()`` stops everything, so the server is bounded in time.
+    """
+
+    def __init__(self, *, mode: str = "body", gap_s: float = 1.0, n_bytes: int = 60):
+        self.mode, self.gap_s, self.n_bytes = mode, gap_s, n_bytes
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/metrics") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(2.0)
+            try:
+                conn.recv(65536)   # the request (or the first command)
+            except OSError:
+                return
+            if self.mode == "body":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                             b"Content-Length: %d\r\n\r\n" % self.n_bytes)
+                payload = b"#" * self.n_bytes
+            elif self.mode == "headers":
+                payload = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * self.n_bytes
+            else:   # redis
+                conn.sendall(b"$%d\r\n" % self.n_bytes)
+                payload = b"x" * self.n_bytes
+            for i in range(len(payload)):
+                if self._stop.wait(self.gap_s):
+                    return
+                conn.sendall(payload[i:i + 1])
+        except OSError:
+            pass   # the client hung up: what a bounded client does
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+        for t in self._threads:
+            t.join(timeout=2)

@@ -1,9 +1,15 @@
-"""Small helpers shared by the redis and postgres collectors (not public API)."""
+"""Small helpers shared by the collectors (not public API): frames, params checks, and network
+reads bounded by a total deadline (:func:`open_url`, :class:`Watchdog`)."""
 
 from __future__ import annotations
 
+import http.client
+import io
 import math
-from collections.abc import Iterable, Mapping
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -59,3 +65,120 @@ def positive_float(value: object, *, key: str) -> float:
     if not out > 0 or math.isinf(out):
         raise ConfigError(f"must be a positive number, got {value!r}", key=key)
     return out
+
+
+# -- network reads bounded by a total deadline ---------------------------------------------------
+# A socket timeout bounds each recv(), not a request: a server that trickles one byte per second
+# never trips a 3 s timeout and can hold a read for minutes.  Here every recv() gets the time left
+# before a deadline (time.monotonic()), so status line, headers and body together end by it.
+
+class _DeadlineIO(io.RawIOBase):
+    """A response's raw stream whose every read ends by ``deadline`` (raises TimeoutError)."""
+
+    def __init__(self, raw, sock, deadline: float, op_timeout: float | None):
+        super().__init__()
+        self._raw, self._sock, self._deadline, self._op = raw, sock, deadline, op_timeout
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no complete answer before the deadline (slow or trickling server)")
+        self._sock.settimeout(left if self._op is None else min(self._op, left))
+        return self._raw.readinto(b)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()   # drops the socket reference the response holds
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock, *args, deadline: float, op_timeout: float | None, **kwargs):
+        super().__init__(sock, *args, **kwargs)
+        raw = self.fp.detach()   # keep the socket's SocketIO (and its reference), re-buffer it
+        self.fp = io.BufferedReader(_DeadlineIO(raw, sock, deadline, op_timeout))
+
+
+def _deadline_connection(base: type, deadline: float, op_timeout: float | None) -> type:
+    class _Conn(base):   # type: ignore[misc, valid-type]
+        response_class = staticmethod(lambda sock, *a, **kw: _DeadlineResponse(
+            sock, *a, deadline=deadline, op_timeout=op_timeout, **kw))
+
+        def connect(self):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no time left before the deadline to connect")
+            self.timeout = left if self.timeout is None else min(self.timeout, left)
+            super().connect()
+            self.sock.settimeout(min(self.timeout, max(0.001, deadline - time.monotonic())))
+
+    return _Conn
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: float, op_timeout: float | None):
+        super().__init__()
+        self._deadline, self._op = deadline, op_timeout
+
+    def do_open(self, http_class, req, **kw):
+        return super().do_open(_deadline_connection(http_class, self._deadline, self._op), req, **kw)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: float, op_timeout: float | None):
+        super().__init__()
+        self._deadline, self._op = deadline, op_timeout
+
+    def do_open(self, http_class, req, **kw):
+        return super().do_open(_deadline_connection(http_class, self._deadline, self._op), req, **kw)
+
+
+def open_url(req: urllib.request.Request | str, *, timeout_s: float, deadline: float | None = None,
+             handlers: Iterable[urllib.request.BaseHandler] = ()):
+    """``urllib`` open whose connect, status line, headers and every body read end by a total
+    deadline: ``deadline`` (a ``time.monotonic()`` value) or, by default, ``timeout_s`` from now.
+
+    ``timeout_s`` also bounds each socket operation.  Extra ``handlers`` (e.g. one refusing
+    redirects) go to ``urllib.request.build_opener``; a redirect shares the deadline.  Reading
+    the returned response past the deadline raises :class:`TimeoutError`; opening raises what
+    ``urlopen`` raises (``URLError`` wrapping ``TimeoutError``, ``HTTPError`` ...).
+    """
+    end = time.monotonic() + timeout_s if deadline is None else min(deadline,
+                                                                    time.monotonic() + timeout_s)
+    left = end - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("no time left before the deadline")
+    opener = urllib.request.build_opener(_DeadlineHTTPHandler(end, timeout_s),
+                                         _DeadlineHTTPSHandler(end, timeout_s), *handlers)
+    return opener.open(req, timeout=min(timeout_s, left))
+
+
+class Watchdog:
+    """Calls ``action`` (e.g. closing a client's sockets) if the ``with`` block is still running
+    after ``seconds``; :attr:`fired` says whether it did.  For clients whose reads only know a
+    per-operation socket timeout (redis-py), so a trickling server cannot hold a snapshot."""
+
+    def __init__(self, seconds: float, action: Callable[[], object]):
+        self.seconds, self.action = float(seconds), action
+        self.fired = False
+        self._timer: threading.Timer | None = None
+
+    def _fire(self) -> None:
+        self.fired = True
+        try:
+            self.action()
+        except Exception:  # noqa: BLE001 - closing a broken client may fail; the read fails anyway
+            pass
+
+    def __enter__(self) -> "Watchdog":
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._timer is not None:
+            self._timer.cancel()

@@ -10,25 +10,38 @@ Two collectors are registered:
         - http://127.0.0.1:8000/healthz
         - {url: "http://127.0.0.1:8000/api/items", name: items}
       requests_per_url: 5       # per snapshot, 1..1000
-      timeout_s: 5              # per request (connect and each read)
-      budget_s: 30              # the whole snapshot stops starting requests after this
+      timeout_s: 5              # per request, in total: connect, headers and the whole body
+      budget_s: 30              # the whole snapshot, in total: no request runs past it
       loopback_only: false      # true: refuse any URL whose host is not a loopback address
       method: GET               # GET or HEAD
 
   Requests go round-robin over the URLs, so a slow URL cannot starve the others of budget.
-  Redirects are not followed (a 301 is recorded as 301).  Latency is wall time from opening the
-  connection to the end of the body (at most 1 MiB read), so it includes TCP connect and TLS.
-  Metrics (labels ``url`` = the name, or the URL with any ``user:pass@`` removed):
+  Every request ends by ``min(timeout_s, what is left of budget_s)`` however slowly the server
+  sends (the deadline bounds the whole read, not each socket operation: a server trickling its
+  body a byte a second is cut off at the deadline), so a snapshot never outlasts ``budget_s`` by
+  more than a few milliseconds.  Redirects are not followed (a 301 is recorded as 301).  Latency
+  is wall time from opening the connection to the end of the body (at most 1 MiB read), so it
+  includes TCP connect and TLS.  Metrics (labels ``url`` = the name, or the URL with any
+  ``user:pass@`` removed):
 
   * ``http_probe_latency_seconds{url,quantile}`` (gauge, seconds): nearest-rank percentiles
-    ("0.5", "0.9", "0.99") of this snapshot's requests that got an HTTP status; with 5 requests the
-    0.99 quantile is the maximum.  NaN when no request got a status.
-  * ``http_probe_latency_max_seconds{url}`` (gauge, seconds) and ``http_probe_sample_count{url}``
-    (gauge, requests): the n behind the percentiles.
+    ("0.5", "0.9", "0.99") of this snapshot's requests that got an HTTP status *or timed out*; a
+    timed-out request counts with the time it was given (its latency is longer), so a p99 is
+    never computed from the fast requests only.  With 5 requests the 0.99 quantile is the
+    maximum.  NaN when no request got a status or timed out (refused, DNS, TLS errors are not
+    latencies).
+  * ``http_probe_latency_censored{url,quantile}`` (gauge, boolean): 1 when a timed-out request
+    ranks at or below that percentile, i.e. the true percentile is *more than* the value shown
+    ("> timeout"); 0 when the value is exact.
+  * ``http_probe_latency_max_seconds{url}`` (gauge, seconds; a lower bound when any request timed
+    out), ``http_probe_sample_count{url}`` (gauge, requests: the n behind the percentiles,
+    timeouts included) and ``http_probe_timeout_count{url}`` (gauge, requests: how many of them
+    timed out).
   * ``http_probe_requests_total{url,status}`` (counter, requests): cumulative since the collector
     was created; ``status`` is the HTTP code, ``timeout`` or ``error`` (refused, DNS, TLS...).
   * ``http_probe_latency_seconds_sum{url}`` (counter, seconds), ``http_probe_latency_seconds_count{url}``
-    (counter, requests): for a mean latency over any window via :mod:`capplan.core.rates`.
+    (counter, requests): for a mean latency over any window via :mod:`capplan.core.rates`; these
+    count only requests that got a status (a mean over censored values would mean nothing).
   * ``http_probe_up{url}`` (gauge, boolean): 1 when the last request got a status below 400.
 
   A URL that fails is data (``up`` = 0, status ``error``), not an exception.
@@ -38,7 +51,7 @@ Two collectors are registered:
     - source: metrics_endpoint
       name: redis_exporter      # frame source becomes "metrics:redis_exporter"
       url: http://127.0.0.1:9121/metrics
-      timeout_s: 5
+      timeout_s: 5              # the whole scrape, in total (connect, headers, body)
       map_exporters: true       # rename well-known exporter series (capplan.collect.exporters)
       keep_unmapped: true       # keep every other series under its sanitised name
       include: null             # optional list of metric-name prefixes to keep
@@ -51,6 +64,7 @@ Two collectors are registered:
 
 from __future__ import annotations
 
+import http.client
 import math
 import re
 import socket
@@ -66,13 +80,13 @@ import pandas as pd
 
 from capplan.collect import register
 from capplan.collect import exporters
-from capplan.collect._common import check_keys, positive_float
+from capplan.collect._common import check_keys, open_url, positive_float
 from capplan.core.credentials import scrub
 from capplan.errors import ConfigError, ParseError, SourceUnavailable
 from capplan.core.frame import make_frame
 
 __all__ = ["HttpProbe", "MetricsEndpoint", "parse_exposition", "scrape_metrics", "redact_url",
-           "PROBE_QUANTILES", "MAX_URLS", "MAX_REQUESTS_PER_URL"]
+           "censored_percentile", "PROBE_QUANTILES", "MAX_URLS", "MAX_REQUESTS_PER_URL"]
 
 PROBE_QUANTILES = (0.5, 0.9, 0.99)
 MAX_URLS = 50
@@ -125,9 +139,21 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _opener(follow_redirects: bool) -> urllib.request.OpenerDirector:
-    handlers = [] if follow_redirects else [_NoRedirect()]
-    return urllib.request.build_opener(*handlers)
+
+
+def censored_percentile(obs: Sequence[tuple[float, bool]], q: float) -> tuple[float, float]:
+    """Nearest-rank ``q`` percentile of sorted ``(seconds, timed_out)`` observations.
+
+    A timed-out observation holds the time it was given, a lower bound of its latency.  Returns
+    ``(value, censored)``: ``censored`` is 1.0 when a timed-out observation ranks at or below the
+    percentile's rank, so the true percentile is more than ``value``; 0.0 when ``value`` is exact
+    (every later-ranked timeout's true latency is above its bound, hence above ``value``).
+    ``(nan, nan)`` for no observations.
+    """
+    if not obs:
+        return math.nan, math.nan
+    k = max(1, math.ceil(q * len(obs) - 1e-9))   # nearest rank, 1-based (numpy "inverted_cdf")
+    return float(obs[k - 1][0]), float(any(t for _, t in obs[:k]))
 
 
 # -- the probe -----------------------------------------------------------------------------------
@@ -179,7 +205,6 @@ class HttpProbe:
         if self.method not in ("GET", "HEAD"):
             raise ConfigError(f"method must be GET or HEAD, got {self.method!r}", key=f"{w}.method")
         self._checked = False
-        self._opener = None
         self._totals: dict[tuple[str, str], float] = {}
         self._lat_sum: dict[str, float] = {lab: 0.0 for _, lab in self.targets}
         self._lat_count: dict[str, float] = {lab: 0.0 for _, lab in self.targets}
@@ -197,48 +222,55 @@ class HttpProbe:
                                       hint="probe 127.0.0.1/::1/localhost, or set loopback_only: false")
         self._checked = True
 
-    def _one(self, url: str, timeout: float) -> tuple[str, float | None]:
-        """One request: (status, latency seconds or None when no status came back)."""
+    def _one(self, url: str, deadline: float) -> tuple[str, float | None]:
+        """One request ending by ``deadline`` (monotonic): (status, seconds).
+
+        ``seconds`` is the latency for a status, the time given before the cut-off for
+        ``"timeout"`` (a lower bound of the latency), None for ``"error"``.
+        """
         req = urllib.request.Request(url, method=self.method, headers={"User-Agent": _USER_AGENT})
         t0 = time.perf_counter()
         try:
-            with self._opener.open(req, timeout=timeout) as resp:
+            with open_url(req, timeout_s=self.timeout_s, deadline=deadline,
+                          handlers=[_NoRedirect()]) as resp:
                 resp.read(_MAX_PROBE_BODY)
                 return str(resp.status), time.perf_counter() - t0
         except urllib.error.HTTPError as exc:   # 4xx/5xx and unfollowed 3xx still have a status
             try:
                 exc.read(_MAX_PROBE_BODY)
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 pass
             finally:
                 exc.close()
             return str(exc.code), time.perf_counter() - t0
         except (TimeoutError, socket.timeout):
-            return "timeout", None
+            return "timeout", time.perf_counter() - t0
         except urllib.error.URLError as exc:
-            return ("timeout" if isinstance(exc.reason, (TimeoutError, socket.timeout))
-                    else "error"), None
-        except OSError:
+            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+                return "timeout", time.perf_counter() - t0
+            return "error", None
+        except (OSError, http.client.HTTPException):   # refused, reset, a garbled status line
             return "error", None
 
     def snapshot(self) -> pd.DataFrame:
-        """Probe every URL (round-robin, bounded by ``budget_s``); returns a contract frame."""
+        """Probe every URL (round-robin, ending by ``budget_s``); returns a contract frame."""
         self._check_loopback()
-        if self._opener is None:
-            self._opener = _opener(follow_redirects=False)
-        deadline = time.monotonic() + self.budget_s
-        lat: dict[str, list[float]] = {lab: [] for _, lab in self.targets}
+        budget_end = time.monotonic() + self.budget_s
+        lat: dict[str, list[tuple[float, bool]]] = {lab: [] for _, lab in self.targets}
         last: dict[str, str] = {}
         for _ in range(self.requests_per_url):
             for url, label in self.targets:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                if budget_end - now <= 0:
                     break
-                status, seconds = self._one(url, min(self.timeout_s, left))
+                status, seconds = self._one(url, min(now + self.timeout_s, budget_end))
                 last[label] = status
                 self._totals[(label, status)] = self._totals.get((label, status), 0.0) + 1
-                if seconds is not None:
-                    lat[label].append(seconds)
+                if seconds is None:
+                    continue
+                timed_out = status == "timeout"
+                lat[label].append((seconds, timed_out))
+                if not timed_out:
                     self._lat_sum[label] += seconds
                     self._lat_count[label] += 1
         ts = time.time()
@@ -249,14 +281,19 @@ class HttpProbe:
                          "labels": labels, "value": value, "kind": kind, "unit": unit})
 
         for _, label in self.targets:
-            xs = np.sort(np.asarray(lat[label], dtype="float64"))
+            obs = sorted(lat[label])
             for q in PROBE_QUANTILES:
-                v = float(np.percentile(xs, q * 100, method="inverted_cdf")) if len(xs) else math.nan
-                add("http_probe_latency_seconds", {"url": label, "quantile": format(q, "g")}, v,
+                value, censored = censored_percentile(obs, q)
+                qs = format(q, "g")
+                add("http_probe_latency_seconds", {"url": label, "quantile": qs}, value,
                     "gauge", "seconds")
+                add("http_probe_latency_censored", {"url": label, "quantile": qs}, censored,
+                    "gauge", "boolean")
             add("http_probe_latency_max_seconds", {"url": label},
-                float(xs[-1]) if len(xs) else math.nan, "gauge", "seconds")
-            add("http_probe_sample_count", {"url": label}, float(len(xs)), "gauge", "requests")
+                float(obs[-1][0]) if obs else math.nan, "gauge", "seconds")
+            add("http_probe_sample_count", {"url": label}, float(len(obs)), "gauge", "requests")
+            add("http_probe_timeout_count", {"url": label}, float(sum(t for _, t in obs)),
+                "gauge", "requests")
             add("http_probe_latency_seconds_sum", {"url": label}, self._lat_sum[label], "counter",
                 "seconds")
             add("http_probe_latency_seconds_count", {"url": label}, self._lat_count[label],
@@ -271,7 +308,6 @@ class HttpProbe:
 
     def close(self) -> None:
         """Nothing stays open between requests; safe to call twice."""
-        self._opener = None
 
 
 # -- exposition text -> contract ----------------------------------------------------------------
@@ -410,9 +446,12 @@ def parse_exposition(text: str, *, source: str, timestamp: float | None = None,
 
 def scrape_metrics(url: str, *, source: str | None = None, timeout_s: float = 10.0,
                    map_exporters: bool = True, keep_unmapped: bool = True,
-                   include: Iterable[str] | None = None) -> pd.DataFrame:
+                   include: Iterable[str] | None = None,
+                   deadline: float | None = None) -> pd.DataFrame:
     """GET a ``/metrics`` endpoint once and return its samples as a contract frame.
 
+    The whole request (connect, headers, body) ends within ``timeout_s`` seconds and by
+    ``deadline`` (a ``time.monotonic()`` value) when given, however slowly the server sends.
     Raises :class:`SourceUnavailable` (unreachable, timeout, HTTP error, body over 64 MiB) and
     :class:`ParseError` (not exposition text).  See :func:`parse_exposition`.
     """
@@ -422,17 +461,23 @@ def scrape_metrics(url: str, *, source: str | None = None, timeout_s: float = 10
         "User-Agent": _USER_AGENT,
         "Accept": "text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5,*/*;q=0.1"})
     try:
-        with _opener(follow_redirects=True).open(req, timeout=timeout_s) as resp:
+        with open_url(req, timeout_s=timeout_s, deadline=deadline) as resp:
             body = resp.read(_MAX_SCRAPE_BODY + 1)
             ctype = resp.headers.get("Content-Type", "")
             charset = resp.headers.get_content_charset() or "utf-8"
     except urllib.error.HTTPError as exc:
         exc.close()
-        raise SourceUnavailable(f"GET {safe} answered HTTP {exc.code} {exc.reason}", source=src,
+        raise SourceUnavailable(f"GET {safe} answered HTTP {exc.code} {scrub(exc.reason)}",
+                                source=src,
                                 hint="check the path (usually /metrics) and any auth") from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
-        raise SourceUnavailable(f"GET {safe} failed: {scrub(reason)}", source=src,
+        if isinstance(reason, TimeoutError):
+            raise SourceUnavailable(f"GET {safe}: no complete answer within {timeout_s:g} s "
+                                    "(slow or trickling server)", source=src,
+                                    hint="check the exporter's load, or raise timeout_s") from exc
+        raise SourceUnavailable(f"GET {safe} failed: {type(exc).__name__}: {scrub(reason)}",
+                                source=src,
                                 hint=f"check that the exporter runs and listens there; timeout_s="
                                      f"{timeout_s:g}") from exc
     ts = time.time()

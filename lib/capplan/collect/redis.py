@@ -15,7 +15,8 @@ Params section (``source: redis``)::
       slowlog: true            # SLOWLOG LEN -> redis_slowlog_length
       commandstats: true       # per-command calls and time
       latencystats: true       # per-command p50/p99/p99.9 (Redis 7+)
-      timeout_s: 2             # connect and read timeout, seconds; no retries
+      timeout_s: 2             # seconds; bounds connect, each read, and the whole snapshot
+                               # (a server trickling its reply is cut off); no retries
 
 Queue key conventions (examples; name the keys you use, the collector never discovers them):
 
@@ -61,7 +62,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from capplan.collect import register
-from capplan.collect._common import Row, build_frame, check_keys, positive_float
+from capplan.collect._common import Row, Watchdog, build_frame, check_keys, positive_float
 from capplan.core.credentials import dsn_passwords, known_secrets, resolve_redis_url, scrub
 from capplan.errors import ConfigError, SourceUnavailable
 
@@ -230,19 +231,39 @@ class RedisCollector:
         import redis
 
         client = self._ensure_client()
+        # socket_timeout bounds each recv(), not a reply: a server trickling its INFO a byte at a
+        # time would hold the read for minutes.  The watchdog closes the sockets at timeout_s.
+        dog = Watchdog(self.timeout_s, lambda: client.connection_pool.disconnect())
         try:
-            ndb = self._discover_databases(client)
-            pipe = client.pipeline(transaction=False)
-            pipe.info("all")
-            if self.slowlog:
-                pipe.execute_command("SLOWLOG", "LEN")
-            for key, qtype, _ in self.queues:
-                pipe.execute_command(QUEUE_TYPES[qtype], key)
-            t0 = time.time()
-            replies = pipe.execute(raise_on_error=False)
-            ts = (t0 + time.time()) / 2
-        except redis.RedisError as exc:
-            raise self._fail(exc, "reading INFO") from None
+            with dog:
+                replies, ndb, ts = self._read(client)
+        except Exception as exc:  # noqa: BLE001 - a read cut by the watchdog fails in any way
+            if dog.fired:
+                raise SourceUnavailable(
+                    f"reading INFO at {self._where_safe}: no complete answer within "
+                    f"timeout_s={self.timeout_s:g}s (slow or trickling server)",
+                    source=self.source, hint="check the server's load and network, or raise "
+                                             "timeout_s") from None
+            if isinstance(exc, redis.RedisError):
+                raise self._fail(exc, "reading INFO") from None
+            raise
+        return self._frame(replies, ndb, ts)
+
+    def _read(self, client):
+        """One round trip: (replies, number of databases, sample time)."""
+        ndb = self._discover_databases(client)
+        pipe = client.pipeline(transaction=False)
+        pipe.info("all")
+        if self.slowlog:
+            pipe.execute_command("SLOWLOG", "LEN")
+        for key, qtype, _ in self.queues:
+            pipe.execute_command(QUEUE_TYPES[qtype], key)
+        t0 = time.time()
+        replies = pipe.execute(raise_on_error=False)
+        return replies, ndb, (t0 + time.time()) / 2
+
+    def _frame(self, replies, ndb: int, ts: float):
+        """The contract frame of one read's replies."""
         info = replies[0]
         if isinstance(info, Exception):
             raise self._fail(info, "reading INFO") from None
