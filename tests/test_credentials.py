@@ -108,7 +108,8 @@ def test_dsn_passwords_reads_refused_dsns_too():
 def test_known_secrets_from_environment_and_credential_files(tmp_path, monkeypatch):
     from capplan.core.credentials import known_secrets
 
-    monkeypatch.chdir(tmp_path)   # ./credentials.yaml is one of the places looked at
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")   # ./credentials.yaml is one of the places looked at
 
     pgpass = tmp_path / "pgpass"
     pgpass.write_text("# comment\nh:5432:db:u:pgpass-Secret\\:with-colon\n*:*:*:*:Star-Pw-1\n")
