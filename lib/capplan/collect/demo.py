@@ -648,3 +648,92 @@ def write_frame_csv(frame: pd.DataFrame, path: str | os.PathLike) -> int:
                           hint="check that the folder exists, is writable and has free space"
                           ) from exc
     return len(frame)
+
+
+# --- worker pool (an RQ/Celery-like job queue) ---------------------------------------------------
+#
+# SYNTHETIC DEMO DATA, source ``worker:reports``: the API enqueues report jobs on an RQ-like queue
+# "reports" served by 5 workers (the seed's "concurrent capacity 5 jobs validated").  Jobs arrive
+# as a Poisson process at JOBS_PER_REQUEST x the API's request rate (~0.09 jobs/s at the first
+# weekday peaks, ~0.13 at the last), are served FCFS by the first free worker, and take an
+# exponential time with mean 45 s until the optimisation deployed on day 30 (JOBS_FAST_DAY),
+# 25 s after it (the seed's "job processing 45 s -> 25 s").  Series, sampled on the demo grid:
+# ``jobs_enqueued_total``, ``jobs_completed_total`` (counters, jobs), ``job_duration_seconds_sum``
+# (counter, seconds) and ``job_duration_seconds_count`` (counter, jobs) over completed jobs,
+# ``job_queue_depth`` (gauge, jobs: enqueued and not yet started) and ``job_workers`` (gauge).
+
+JOBS_PER_REQUEST = 0.0004
+JOBS_WORKERS = 5
+JOBS_SLOW_S, JOBS_FAST_S, JOBS_FAST_DAY = 45.0, 25.0, 30
+JOBS_SOURCE = "worker:reports"
+
+#: The worker-pool entry the demo report uses (params key ``worker_pools``).
+DEMO_WORKER_POOL = {"name": "Report jobs (queue reports)", "source": JOBS_SOURCE,
+                    "enqueued_metric": "jobs_enqueued_total", "queue_metric": "job_queue_depth",
+                    "service_time_metric": "job_duration_seconds", "workers": JOBS_WORKERS,
+                    "wait_target_s": 30.0, "wait_percentile": 0.95, "growth": 10.0}
+
+
+def generate_demo_jobs(*, seed: int = DEFAULT_SEED, days: int = DEFAULT_DAYS,
+                       step: str = DEFAULT_STEP, end: str | pd.Timestamp = DEFAULT_END
+                       ) -> pd.DataFrame:
+    """SYNTHETIC DEMO DATA: the demo's job queue (see the comment above), a contract frame.
+
+    Uses the same load as :func:`generate_demo` for the same seed (its own random stream for
+    the jobs, so the other sources are unchanged).  A discrete-event FCFS simulation, not a
+    formula: the queue depth it records is what an M/M/c model should predict.
+    """
+    import heapq
+
+    seed = _check_seed(seed)
+    w = _window(days, step, end)
+    root = np.random.SeedSequence(seed)
+    load_seq, *_ = root.spawn(1 + len(DEMO_SOURCES))
+    jobs_seq = root.spawn(1)[0]
+    rate = _load(w, np.random.default_rng(load_seq))
+    rng = np.random.default_rng(jobs_seq)
+    n_step = rng.poisson(rate * JOBS_PER_REQUEST * w.step_s)
+    arrive = np.repeat(w.epoch.astype(float), n_step) + rng.uniform(0, w.step_s, n_step.sum())
+    arrive.sort()
+    fast_from = w.event(JOBS_FAST_DAY, 0)
+    mean_s = np.where(arrive < fast_from, JOBS_SLOW_S, JOBS_FAST_S)
+    service = rng.exponential(1.0, len(arrive)) * mean_s
+    free = [float(arrive[0]) if len(arrive) else 0.0] * JOBS_WORKERS
+    heapq.heapify(free)
+    start = np.empty(len(arrive))
+    for i, (a, s) in enumerate(zip(arrive.tolist(), service.tolist())):
+        f = heapq.heappop(free)
+        st = a if a > f else f
+        start[i] = st
+        heapq.heappush(free, st + s)
+    done = start + service
+    order = np.argsort(done)
+    done_sorted, dur_cum = done[order], np.cumsum(service[order])
+    t = w.epoch.astype(float)
+    enq = np.searchsorted(arrive, t, side="right").astype(float)
+    began = np.searchsorted(start, t, side="right").astype(float)
+    comp = np.searchsorted(done_sorted, t, side="right")
+    dsum = np.where(comp > 0, dur_cum[np.maximum(comp - 1, 0)], 0.0)
+    labels = labels_key({"queue": "reports"})
+    parts = [("jobs_enqueued_total", "counter", "jobs", enq),
+             ("jobs_completed_total", "counter", "jobs", comp.astype(float)),
+             ("job_duration_seconds_sum", "counter", "seconds", dsum),
+             ("job_duration_seconds_count", "counter", "jobs", comp.astype(float)),
+             ("job_queue_depth", "gauge", "jobs", enq - began),
+             ("job_workers", "gauge", "count", np.full(len(t), float(JOBS_WORKERS)))]
+    n = len(t)
+    ts = pd.DatetimeIndex((np.tile(w.epoch, len(parts)) * 10**9).view("datetime64[ns]")
+                          ).tz_localize("UTC")
+    df = pd.DataFrame({
+        "timestamp": ts,
+        "source": pd.Series(np.full(n * len(parts), JOBS_SOURCE, dtype=object), dtype=object),
+        "metric": pd.Series(np.repeat(np.array([p[0] for p in parts], dtype=object), n),
+                            dtype=object),
+        "labels": pd.Series(np.full(n * len(parts), labels, dtype=object), dtype=object),
+        "value": np.concatenate([p[3] for p in parts]).astype("float64"),
+        "kind": pd.Series(np.repeat(np.array([p[1] for p in parts], dtype=object), n),
+                          dtype=object),
+        "unit": pd.Series(np.repeat(np.array([p[2] for p in parts], dtype=object), n),
+                          dtype=object),
+    }, columns=list(COLUMNS))
+    return make_frame(df)

@@ -55,7 +55,7 @@ import pandas as pd
 from capplan.core.frame import UNITS, make_frame
 from capplan.errors import ConfigError, SourceUnavailable
 
-__all__ = ["preflight", "QuerySpec", "PRESETS", "UNIT_ALIASES", "parse_queries", "preset_queries",
+__all__ = ["QuerySpec", "PRESETS", "UNIT_ALIASES", "parse_queries", "preset_queries",
            "fetch_queries", "validate_queries", "history", "resolve_window", "HISTORY_KEYS"]
 
 HISTORY_KEYS = frozenset({"url_env", "days", "start", "end", "step", "min_step", "selector",
@@ -424,15 +424,3 @@ def history(cfg: object, *, now: pd.Timestamp | None = None) -> tuple[pd.DataFra
                    "queries": [q.name for q in qs], **info_q,
                    "warnings": list(dict.fromkeys(warnings))}
 
-
-def preflight(values: Mapping, *, path: str | None = None) -> None:
-    """What a runner checks before any notebook runs: for ``mode: prometheus`` every query is
-    parsed by Prometheus (:func:`validate_queries`); for ``mode: files`` every file and its
-    columns are read (:func:`capplan.collect.exports.validate_files`)."""
-    mode = values.get("mode")
-    if mode == "prometheus":
-        validate_queries(values.get("prometheus"), path=path)
-    elif mode == "files":
-        from capplan.collect.exports import validate_files
-
-        validate_files(values.get("files"), path=path)

@@ -130,6 +130,8 @@ def build_document(summary: dict) -> list[tuple]:
         b.append(("p", "; ".join(s.get("notes", {}).get("03-scaling", []))
                   or "No load test results were given."))
 
+    b += worker_pool_blocks(secs.get("workers", []))
+
     b.append(("h2", SECTION_TITLES[5]))
     risks = [x for x in stm if x["severity"] not in ("meets", "not within horizon", "info", "better",
                                                      "no detectable change")]
@@ -178,3 +180,25 @@ def render_report(run_dir: str | Path) -> tuple[Path, Path]:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     return md_path, html_path
+
+
+def worker_pool_blocks(findings: list[dict]) -> list[tuple]:
+    """Blocks for the job worker pools (findings of section ``workers``, one group per pool,
+    ids ``workers.<pool>.<quantity>``); empty when there are none.  Computes nothing."""
+    if not findings:
+        return []
+    out: list[tuple] = [("h3", "Job worker pools")]
+    pools: dict[str, list[dict]] = {}
+    for f in findings:
+        pools.setdefault(".".join(f["id"].split(".")[:2]), []).append(f)
+    for _pool, fs in pools.items():
+        name = fs[0]["label"].split(": ", 1)[0]
+        rows = [[f["label"].split(": ", 1)[-1], (f.get("display") or {}).get("value") or "n/a",
+                 f.get("status") or "n/a", f.get("detail") or ""] for f in fs]
+        model = next(((f.get("extra") or {}).get("model") for f in fs
+                      if (f.get("extra") or {}).get("model", "").startswith("M/M/c")), None)
+        out.append(("table", ["Quantity", "Value", "Status", "How"], rows,
+                    f"{name}. " + (f"Model: {model}; checked against the observed queue by "
+                                   "Little's law (its own row)." if model else ""),
+                    [f["id"] for f in fs], [f["id"] for f in fs]))
+    return out

@@ -18,7 +18,7 @@ from capplan.analysis.findings import Finding, save_findings
 from capplan.runner.params import project_root
 
 __all__ = ["run_folder", "store_location", "open_run_store", "data_end", "collect_step",
-           "growth_step", "scaling_step", "report_step"]
+           "growth_step", "scaling_step", "workers_step", "report_step"]
 
 
 def run_folder(run_dir: str) -> Path:
@@ -90,6 +90,10 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
                 frame.loc[m, "value"] = frame.loc[m, "value"] * demo_latency_factor
                 notes.append(f"API latency multiplied by {demo_latency_factor:g} "
                              "(demo_latency_factor: a rehearsed regression)")
+            from capplan.collect.demo import generate_demo_jobs   # the demo's worker pool
+
+            frame = pd.concat([frame, generate_demo_jobs(seed=seed, days=demo_days)],
+                              ignore_index=True)
             st.append(frame)
             meta["demo"] = describe_demo(seed=seed, days=demo_days)
             meta["demo"]["latency_factor"] = demo_latency_factor
@@ -121,6 +125,9 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
                          f"{len(frame):,} samples")
             if info["missing_metrics"]:
                 notes.append("no data in Prometheus for: " + ", ".join(info["missing_metrics"]))
+            if info.get("empty_queries"):
+                notes.append("PromQL queries that returned no series: "
+                             + ", ".join(info["empty_queries"]))
         inv = describe_store(st)
     if inv.empty:
         raise InsufficientData("the store holds no samples",
@@ -135,32 +142,12 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
     return CollectOutcome(mode, mode == "demo", inv, notes, degraded)
 
 
-_PROM_KEYS = {"url_env", "days", "step", "selector", "metrics", "timeout_s"}
-
-
 def _prometheus_history(cfg: dict) -> tuple[pd.DataFrame, dict]:
-    """Months of history from Prometheus (params ``prometheus``), mapped to capplan's names."""
-    import os
+    """History from Prometheus (params ``prometheus``): the exporter mapping plus any PromQL
+    ``queries`` and ``presets`` (see :mod:`capplan.collect.promql`)."""
+    from capplan.collect.promql import history
 
-    from capplan.collect.prometheus import fetch_history
-
-    bad = set(cfg) - _PROM_KEYS
-    if bad:
-        raise ConfigError(f"unknown key(s) {sorted(bad)}", key="prometheus",
-                          hint=f"allowed keys: {', '.join(sorted(_PROM_KEYS))}")
-    var = cfg.get("url_env", "PROMETHEUS_URL")
-    url = os.environ.get(var)
-    if not url:
-        raise ConfigError(f"environment variable {var} is not set", key="prometheus.url_env",
-                          hint=f"export {var}=http://127.0.0.1:9090 (the Prometheus base URL)")
-    days = float(cfg.get("days", 30))
-    end = pd.Timestamp.now(tz="UTC").floor("min")
-    frame = fetch_history(url, cfg.get("metrics"), end - pd.Timedelta(days=days), end,
-                          step=cfg.get("step"), selector=cfg.get("selector"),
-                          timeout_s=float(cfg.get("timeout_s", 30)))
-    return frame, {"days": days, "step_s": frame.attrs.get("step_s"), "url_env": var,
-                   "missing_metrics": list(frame.attrs.get("missing_metrics", [])),
-                   "warnings": list(frame.attrs.get("prometheus_warnings", []))}
+    return history(cfg)
 
 
 # --- 02-growth ---------------------------------------------------------------------------------
@@ -231,6 +218,33 @@ def scaling_step(*, run_dir: Path, store: str = "", loadtest_file: str = "demo",
     save_findings(run_dir, "03-scaling", out.findings, notes=out.warnings, figures=out.figure_ids,
                   meta=out.meta or None)
     return out
+
+
+def workers_step(*, run_dir: Path, store: str = "", worker_pools: list | None = None):
+    """Worker-pool findings (``findings/03-workers.json``, section ``workers``); see
+    :mod:`capplan.analysis.workers`.  No pools in params: the demo's pool on demo data, else none.
+    Grain, horizon and lookback are the growth step's (02-growth)."""
+    from capplan.analysis.findings import load_findings
+    from capplan.analysis.workers import analyse_worker_pool, parse_worker_pools
+
+    pools = list(worker_pools or [])
+    if not pools and _synthetic(run_dir):
+        from capplan.collect.demo import DEMO_WORKER_POOL
+
+        pools = [DEMO_WORKER_POOL]
+    specs = parse_worker_pools(pools)
+    meta = load_findings(run_dir).get("02-growth", {}).get("meta", {}) or {}
+    findings: list[Finding] = []
+    with open_run_store(store, run_dir) as st:
+        end = data_end(st)
+        for spec in specs:
+            findings += analyse_worker_pool(st, spec, end=end, grain=meta.get("grain", "1h"),
+                                            horizon_days=int(meta.get("horizon_days", 90)),
+                                            lookback_days=int(meta.get("lookback_days", 90)))
+    save_findings(run_dir, "03-workers", findings,
+                  notes=[] if specs else ["No worker pools in params (key: worker_pools)."])
+    return pd.DataFrame([{"quantity": f.label, "value": f.to_dict()["display"].get("value"),
+                          "status": f.status} for f in findings])
 
 
 # --- 04-report ---------------------------------------------------------------------------------

@@ -209,6 +209,8 @@ def run_report(params_path: str | Path, *, outputs: str | Path | None = None,
     raise: the result's ``status`` is ``failed`` and its folder keeps the error notebook.
     """
     params: Params = load_params(params_path, pipeline=pipeline)
+    from capplan.runner.preflight import preflight  # issue 14: PromQL, files, worker pools
+    preflight(params.values, path=params.path)
     if keep is not None and keep < 1:
         raise RunError("--keep must be at least 1", hint="keep at least the run being made")
     outputs = Path(outputs) if outputs else project_root() / "outputs"
