@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import capplan.store._common as common
 import capplan.store.sqlite as sqlite_store
 from capplan.errors import ConfigError, DataContractError, StoreError
 from capplan.core.frame import COLUMNS, SERIES_KEY, make_frame
@@ -134,14 +133,17 @@ def test_time_range_start_inclusive_end_exclusive_naive_is_utc(store):
         store.query(start="not a time")
 
 
-def test_time_range_across_many_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "BLOCK_SIZE", 7)
-    monkeypatch.setattr(sqlite_store, "BLOCK_SIZE", 7)
-    with open_store(tmp_path / "s.sqlite") as s:
-        s.append(_frame(100, step="1min"))
-        got = s.query("redis_commands_processed", start=T0 + pd.Timedelta("13min"),
-                      end=T0 + pd.Timedelta("58min"))
-        assert list(got["value"]) == [10.0 * i for i in range(13, 58)]
+def test_time_range_across_many_hours_and_grains(store):
+    store.append(_frame(600, step="1min"))
+    got = store.query("redis_commands_processed", start=T0 + pd.Timedelta("13min"),
+                      end=T0 + pd.Timedelta("358min"))
+    assert list(got["value"]) == [10.0 * i for i in range(13, 358)]
+    # whole-hour grains come from the rollup, with partial edge buckets from the samples
+    raw = store.query(start=T0 + pd.Timedelta("13min"), end=T0 + pd.Timedelta("358min"))
+    for grain in ("1h", "2h", "1D"):
+        pd.testing.assert_frame_equal(
+            store.query(start=T0 + pd.Timedelta("13min"), end=T0 + pd.Timedelta("358min"),
+                        grain=grain), downsample(raw, grain), check_exact=False, rtol=1e-12)
 
 
 # ---- append semantics --------------------------------------------------------------------------
@@ -167,14 +169,12 @@ def test_duplicate_rows_in_one_frame_last_wins(store):
     assert list(got["value"]) == [1001.0, 1002.0, 1003.0]
 
 
-def test_random_overlapping_appends_match_a_dict_model(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "BLOCK_SIZE", 16)
-    monkeypatch.setattr(sqlite_store, "BLOCK_SIZE", 16)
+def test_random_overlapping_appends_match_a_dict_model(tmp_path):
     rng = np.random.default_rng(7)
     model: dict[int, float] = {}
     with open_store(tmp_path / "m.sqlite") as s:
         for _ in range(40):
-            secs = rng.integers(0, 400, size=rng.integers(1, 60))
+            secs = rng.integers(0, 4 * 3600, size=rng.integers(1, 60))
             vals = rng.normal(size=len(secs))
             for sec, v in zip(secs, vals):
                 model[int(sec)] = float(v)  # later rows win
@@ -186,19 +186,27 @@ def test_random_overlapping_appends_match_a_dict_model(tmp_path, monkeypatch):
         want = sorted(model.items())
         assert [int((t - T0).total_seconds()) for t in got["timestamp"]] == [k for k, _ in want]
         assert np.allclose(got["value"], [v for _, v in want])
-        blocks = s._conn.execute("SELECT t0, t1, n FROM blocks ORDER BY t0").fetchall()
-        assert all(b[0] <= b[1] for b in blocks)
-        assert all(a[1] < b[0] for a, b in zip(blocks, blocks[1:]))  # blocks never overlap
-        assert sum(b[2] for b in blocks) == len(model)
-        assert max(b[2] for b in blocks) <= 16
+        assert s.series()["n"].tolist() == [len(model)]
+        # the hourly rollup stayed exact through replacing and out-of-order appends
+        pd.testing.assert_frame_equal(s.query(grain="1h"), downsample(got, "1h"),
+                                      check_exact=False, rtol=1e-9)
+        pd.testing.assert_frame_equal(s.query(grain="2h", start=T0 + pd.Timedelta("7min")),
+                                      downsample(s.query(start=T0 + pd.Timedelta("7min")), "2h"),
+                                      check_exact=False, rtol=1e-9)
 
 
-def test_small_appends_merge_into_the_tail_block(store):
+def test_small_appends_are_rows_and_sql_readable(store):
     for k in range(30):
         store.append(_frame(1, start=T0 + pd.Timedelta(seconds=10 * k)))
-    n_blocks = store._conn.execute("SELECT count(*) FROM blocks").fetchone()[0]
-    assert n_blocks == 3  # one per series, not one per append
+    assert store._conn.execute("SELECT count(*) FROM sample_rows").fetchone()[0] == 90
     assert store.series()["n"].tolist() == [30, 30, 30]
+    row = store._conn.execute(
+        "SELECT ts, source, labels, value, kind, unit, ts_ns FROM samples WHERE metric = "
+        "'redis_used_memory_bytes' ORDER BY ts_ns LIMIT 1").fetchone()
+    assert row == ("2026-03-01T00:00:00.000Z", "redis:cache", '{"db":"0","instance":"cache"}',
+                   1000.0, "gauge", "bytes", T0.value)
+    ser = store._conn.execute("SELECT metric, n, first_ns, last_ns FROM series ORDER BY metric").fetchall()
+    assert ser[0] == ("pg_connections", 30, T0.value, T0.value + 290 * 10**9)
 
 
 def test_kind_or_unit_clash_with_stored_series_is_refused(store):
@@ -310,8 +318,9 @@ def test_older_store_is_migrated_and_keeps_its_data(tmp_path):
         assert s.schema_version == sqlite_store.SCHEMA_VERSION > 1
         assert list(s.query("x_bytes")["value"]) == [1.0, 2.0]
     conn = sqlite3.connect(path)
-    idx = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "blocks_series_t1" in idx
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"sample_rows", "rollup_1h", "samples", "series"} <= names and "blocks" not in names
+    assert conn.execute("SELECT value FROM samples").fetchall() == [(1.0,), (2.0,)]
     conn.close()
 
 

@@ -83,9 +83,13 @@ def test_reappend_idempotent_replace_and_tail_merge(store, schema, pg_dsn):
     for k in range(20):
         store.append(_frame(1, start=T0 + pd.Timedelta(hours=1, seconds=10 * k)))
     with psycopg.connect(pg_dsn) as conn:
-        n_blocks = conn.execute(sql.SQL("SELECT count(*) FROM {}.blocks").format(
-            sql.Identifier(schema))).fetchone()[0]
-    assert n_blocks == 3
+        rows = conn.execute(sql.SQL(
+            "SELECT metric, count(*), count(DISTINCT ts), min(ts), max(ts) FROM {}.samples"
+            " GROUP BY metric ORDER BY metric").format(sql.Identifier(schema))).fetchall()
+        views = conn.execute(sql.SQL("SELECT metric, n, first_ts, last_ts FROM {}.series"
+                                     " ORDER BY metric").format(sql.Identifier(schema))).fetchall()
+    assert [r[1:3] for r in rows] == [(70, 70)] * 3  # one row per sample, repeats replaced
+    assert views == [(r[0], 70, T0, T0 + pd.Timedelta(hours=1, seconds=190)) for r in rows]
     assert store.series()["n"].tolist() == [70, 70, 70]
 
 
@@ -122,8 +126,10 @@ def test_migrations_table_old_store_migrated_newer_refused(schema, pg_dsn):
         versions = [r[0] for r in conn.execute(sql.SQL(
             "SELECT version FROM {}.schema_migrations ORDER BY version").format(ident))]
         assert versions == list(range(1, pg_store.SCHEMA_VERSION + 1))
-        assert conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                            (f"{schema}.blocks_series_t1",)).fetchone()[0]
+        for rel, present in (("sample_rows", True), ("rollup_1h", True), ("samples", True),
+                             ("series", True), ("blocks", False)):
+            assert conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                (f"{schema}.{rel}",)).fetchone()[0] is present, rel
         conn.execute(sql.SQL("INSERT INTO {}.schema_migrations VALUES (99, 'future')").format(ident))
     with pytest.raises(StoreError, match="newer capplan") as err:
         open_store(f"env:{ENV}", schema=schema)

@@ -1,7 +1,8 @@
 """The metrics store: contract frames in, contract frames out.
 
 Two backends with one API: a single SQLite file (the default, for one analyst or one runner
-host) and a PostgreSQL schema (the team store)::
+host) and a PostgreSQL schema (the team store, one row per sample that SQL and Grafana read
+through the ``samples`` and ``series`` views; see docs/store.md)::
 
     from capplan.store import open_store
     with open_store("data/metrics.sqlite") as store:        # or open_store("env:CAPPLAN_PG_DSN")
@@ -32,6 +33,8 @@ def open_store(target: str | os.PathLike, *, schema: str = "capplan",
       process holding the write lock.
     * ``"env:VARNAME"`` -> :class:`~capplan.store.postgres.PostgresStore` with the libpq DSN
       read from environment variable ``VARNAME``, tables in ``schema`` (created if missing).
+    * a ``postgresql://`` (or ``postgres://``) URL -> the same, with that URL as the DSN; keep
+      the password out of it (libpq reads ``PGPASSWORD`` or ``~/.pgpass``), or use ``env:``.
 
     Raises :class:`~capplan.errors.ConfigError` when the variable is unset or the target is
     empty, :class:`~capplan.errors.StoreError` when the store cannot be opened or migrated.
@@ -50,6 +53,10 @@ def open_store(target: str | os.PathLike, *, schema: str = "capplan",
         from capplan.store.postgres import PostgresStore
 
         return PostgresStore(dsn, schema=schema, label=f"env:{var}")
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        from capplan.store.postgres import PostgresStore
+
+        return PostgresStore(target, schema=schema, label="postgresql URL")
     if target is None or (isinstance(target, str) and not target.strip()):
         raise ConfigError("no store given", key="store",
                           hint="pass a file path such as data/metrics.sqlite or env:VARNAME")

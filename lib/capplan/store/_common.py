@@ -1,43 +1,38 @@
-"""Shared logic of the metrics store: block layout, append/query pipeline, downsampling.
+"""Shared logic of the metrics store: append/query pipeline, hourly rollups, downsampling.
 
-Physical layout (both backends)
--------------------------------
-* ``series``: one row per ``(source, metric, labels)`` with its ``kind`` and ``unit``.
-* ``blocks``: the samples of one series in time order, ``BLOCK_SIZE`` at most per row:
-  ``(series_id, t0, t1, n, ts, val)`` where ``ts`` is little-endian int64 nanoseconds since the
-  Unix epoch (UTC) and ``val`` little-endian float64, both as BLOBs.  The blocks of a series
-  never overlap in time, so a time-range read touches only the blocks with
-  ``t1 >= start and t0 < end`` and decodes them with :func:`numpy.frombuffer` (reading ten
-  million samples is a few thousand rows, not ten million Python tuples).
+Physical layout (both backends; names per backend in its module)
+----------------------------------------------------------------
+* a **series** table: one row per ``(source, metric, labels)`` with its ``kind`` and ``unit``;
+* a **samples** table: one row per sample ``(series_id, ts, value)``, primary key
+  ``(series_id, ts)``, so SQL (``sqlite3``, ``psql``, Grafana) reads the store directly through
+  the ``samples`` and ``series`` views each backend creates;
+* an **hourly rollup** table (see :mod:`capplan.store._rollup`) that answers queries whose grain
+  is a whole number of hours without reading every sample.
 
 Append semantics: a repeated ``(series, timestamp)`` **replaces** the stored value (the newest
 append wins; inside one frame the later row wins), so re-appending the same frame is
-idempotent.  Appending after the tail of a series merges into the tail block while it is not
-full, which keeps blocks large when collectors append a few samples at a time.
+idempotent.  An append whose samples all come after a series' newest stored sample (what a
+collector does) is written without looking for conflicts; any other append upserts its samples
+and recomputes the rollup hours it touched.  Each append is one transaction: all or nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from capplan.errors import ConfigError, DataContractError
 from capplan.core.frame import COLUMNS, SERIES_KEY, empty_frame, parse_labels, validate_frame
+from capplan.store._rollup import HOUR_NS, empty_rollup, rollup, rollup_to_grain
 
-__all__ = ["Store", "downsample", "BLOCK_SIZE"]
+__all__ = ["Store", "downsample"]
 
-#: Samples per stored block (64 KiB of timestamps and values).
-BLOCK_SIZE = 4096
-
-_TS = np.dtype("<i8")
-_VAL = np.dtype("<f8")
 _I64_MIN = np.iinfo(np.int64).min
 _I64_MAX = np.iinfo(np.int64).max
-
 SeriesKey = tuple[str, str, str]  # (source, metric, labels)
 
 
@@ -87,32 +82,21 @@ def _labels_match(text: str, want: Mapping[str, str]) -> bool:
 
 def _series_codes(frame: pd.DataFrame) -> tuple[np.ndarray, list[SeriesKey]]:
     """Dense series codes (ordered by key) for every row and the key of each code."""
-    keys = frame[list(SERIES_KEY)]
-    grouped = keys.groupby(list(SERIES_KEY), sort=True, dropna=False)
-    codes = grouped.ngroup().to_numpy(dtype=np.int64)
-    uniq = [tuple(k) for k in grouped.size().index.tolist()]
-    return codes, uniq
-
-
-def _chunks(ts: np.ndarray, val: np.ndarray, size: int) -> Iterator[tuple[int, int, int, bytes, bytes]]:
-    """Split sorted samples into ``(t0, t1, n, ts_blob, val_blob)`` blocks of ``size``."""
-    for i in range(0, len(ts), size):
-        t = ts[i:i + size]
-        v = val[i:i + size]
-        yield int(t[0]), int(t[-1]), len(t), t.astype(_TS).tobytes(), v.astype(_VAL).tobytes()
-
-
-def _merge(old: list[tuple[bytes, bytes]], ts: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stored blocks merged with new sorted unique samples; new values replace stored ones."""
-    if not old:
-        return ts, val
-    ots = np.concatenate([np.frombuffer(b[0], dtype=_TS) for b in old])
-    ova = np.concatenate([np.frombuffer(b[1], dtype=_VAL) for b in old])
-    keep = ~np.isin(ots, ts, assume_unique=True)
-    all_ts = np.concatenate([ots[keep], ts])
-    all_val = np.concatenate([ova[keep], val])
-    order = np.argsort(all_ts, kind="stable")
-    return all_ts[order], all_val[order]
+    combined = np.zeros(len(frame), dtype=np.int64)
+    levels = []
+    for col in SERIES_KEY:  # sorted factorization per column, then a mixed-radix code
+        c, u = pd.factorize(frame[col].to_numpy(dtype=object), sort=True)
+        combined = combined * len(u) + c
+        levels.append(u)
+    uniq_codes, codes = np.unique(combined, return_inverse=True)
+    uniq = []
+    for k in uniq_codes.tolist():
+        parts = []
+        for u in reversed(levels):
+            k, r = divmod(k, len(u))
+            parts.append(u[r])
+        uniq.append(tuple(reversed(parts)))
+    return codes.astype(np.int64, copy=False), uniq
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,16 +178,29 @@ def downsample(frame: pd.DataFrame, grain) -> pd.DataFrame:
 # the store
 # --------------------------------------------------------------------------------------------
 
+Samples = tuple[np.ndarray, np.ndarray, np.ndarray]  # (series_id int64, ts int64 ns, value float64)
+
+
+def _in_code_order(codes: np.ndarray, ts: np.ndarray) -> bool:
+    if len(ts) < 2:
+        return True
+    dc = np.diff(codes)
+    return bool(np.all((dc > 0) | ((dc == 0) & (np.diff(ts) > 0))))
+
+
 class Store(ABC):
     """A metrics store holding contract frames; :func:`capplan.store.open_store` opens one.
 
-    Backends implement the small block-level hooks below; the contract-level behaviour
-    (validation, replace-on-repeat, filters, sorting, downsampling) lives here so that every
-    backend behaves identically.
+    Backends implement the small row-level hooks below; the contract-level behaviour
+    (validation, replace-on-repeat, rollups, filters, sorting, downsampling) lives here so that
+    every backend behaves identically.
     """
 
     #: Human-readable location (a path, or ``env:VAR`` plus host/db/schema; never a password).
     target: str
+
+    #: Timestamps are stored to this many ns (1: SQLite keeps ns; 1000: PostgreSQL keeps µs).
+    _resolution_ns: int = 1
 
     # ---- hooks ------------------------------------------------------------------------------
     @property
@@ -225,28 +222,42 @@ class Store(ABC):
         ``(id, stored_kind, stored_unit)`` per key, in order."""
 
     @abstractmethod
-    def _affected_blocks(self, spans: list[tuple[int, int, int]]) -> dict[int, list[tuple[int, bytes, bytes]]]:
-        """For each ``(series_id, lo, hi)``: ``(t0, ts, val)`` of the blocks overlapping
-        ``[lo, hi]`` plus the last block starting at or before ``lo`` when it holds fewer than
-        ``BLOCK_SIZE`` samples (so that appends after the tail fill it up)."""
+    def _tails(self, ids: list[int]) -> dict[int, int]:
+        """``series_id -> newest stored sample (ns)`` for the ids that hold samples."""
 
     @abstractmethod
-    def _replace_blocks(self, deletes: list[tuple[int, int]],
-                        inserts: list[tuple[int, int, int, int, bytes, bytes]]) -> None:
-        """Delete the blocks ``(series_id, t0)`` then insert ``(series_id, t0, t1, n, ts, val)``."""
+    def _write_samples(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, *,
+                       replace: bool) -> None:
+        """Write samples (unique per ``(sid, ts)``).  ``replace=False`` promises that none of
+        them is stored yet; ``replace=True`` overwrites the stored value of a repeated one."""
+
+    @abstractmethod
+    def _read_samples(self, ids: list[int], lo: int | None, hi: int | None) -> Iterable[Samples]:
+        """Chunks of the samples of ``ids`` with ``lo <= ts < hi`` (``None``: unbounded)."""
+
+    @abstractmethod
+    def _rollup_merge(self, rows: np.ndarray) -> None:
+        """Add rollup rows of samples newer than everything stored (merge into existing hours)."""
+
+    @abstractmethod
+    def _rollup_replace(self, spans: list[tuple[int, int, int]], rows: np.ndarray) -> None:
+        """Delete the rollup rows of each ``(series_id, lo_bucket, hi_bucket)`` (inclusive),
+        then insert ``rows``."""
+
+    @abstractmethod
+    def _read_rollup(self, ids: list[int], lo: int | None, hi: int | None) -> np.ndarray:
+        """Rollup rows of ``ids`` with ``lo <= bucket < hi``, sorted by ``(sid, bucket)``."""
 
     @abstractmethod
     def _series_rows(self) -> list[tuple[int, str, str, str, str, str]]:
         """``(id, source, metric, labels, kind, unit)`` of every series."""
 
     @abstractmethod
-    def _read_blocks(self, ids: list[int], lo: int, hi: int) -> Iterable[tuple[int, bytes, bytes]]:
-        """``(series_id, ts, val)`` of blocks of ``ids`` with ``t1 >= lo and t0 < hi``,
-        ordered by series id then ``t0``."""
-
-    @abstractmethod
     def _series_stats(self) -> dict[int, tuple[int, int | None, int | None]]:
         """``series_id -> (n, first_ns, last_ns)``."""
+
+    def _prepare_write(self, lo: int, hi: int) -> None:
+        """Called before the write transaction of samples spanning ``[lo, hi]`` ns."""
 
     def _read_txn(self) -> contextlib.AbstractContextManager:
         """A consistent read snapshot for several statements (default: none needed)."""
@@ -260,13 +271,16 @@ class Store(ABC):
         A repeated ``(series, timestamp)`` replaces the stored value (newest append wins, and
         inside one frame the later row wins), so re-appending a frame changes nothing.  Raises
         :class:`~capplan.errors.DataContractError` for a bad frame or a series whose kind/unit
-        differs from the stored one, :class:`~capplan.errors.StoreError` when writing fails.
+        differs from the stored one, :class:`~capplan.errors.StoreError` when writing fails
+        (nothing of the frame is then stored).
         """
         validate_frame(frame, where=f"frame appended to {self.target}")
         if len(frame) == 0:
             return 0
         codes, uniq = _series_codes(frame)
         ts = _ts_ns(frame["timestamp"])
+        if self._resolution_ns > 1:
+            ts = (ts // self._resolution_ns) * self._resolution_ns
         val = frame["value"].to_numpy(dtype=np.float64)
         order = np.lexsort((ts, codes))
         codes, ts, val = codes[order], ts[order], val[order]
@@ -278,6 +292,7 @@ class Store(ABC):
         kinds = frame["kind"].to_numpy(dtype=object)[order][last]
         units = frame["unit"].to_numpy(dtype=object)[order][last]
         keys = [(s, m, lab, kinds[bounds[i]], units[bounds[i]]) for i, (s, m, lab) in enumerate(uniq)]
+        self._prepare_write(int(ts.min()), int(ts.max()))
         with self._write_txn():
             ids = self._ensure_series(keys)
             clashes = [(k, (kd, u)) for k, (_, kd, u) in zip(keys, ids) if (k[3], k[4]) != (kd, u)]
@@ -288,19 +303,38 @@ class Store(ABC):
                                 f"{self.target}, the frame has {k[3]}/{k[4]}",
                       "examples": None} for k, stored in clashes[:5]],
                     where=f"frame appended to {self.target}")
-            spans = [(sid, int(ts[bounds[i]]), int(ts[bounds[i + 1] - 1]))
-                     for i, (sid, _, _) in enumerate(ids)]
-            old = self._affected_blocks(spans)
-            deletes: list[tuple[int, int]] = []
-            inserts: list[tuple[int, int, int, int, bytes, bytes]] = []
-            for i, (sid, _, _) in enumerate(ids):
-                blocks = old.get(sid, [])
-                m_ts, m_val = _merge([(b[1], b[2]) for b in blocks],
-                                     ts[bounds[i]:bounds[i + 1]], val[bounds[i]:bounds[i + 1]])
-                deletes.extend((sid, b[0]) for b in blocks)
-                inserts.extend((sid, *c) for c in _chunks(m_ts, m_val, BLOCK_SIZE))
-            self._replace_blocks(deletes, inserts)
+            sids = np.array([i[0] for i in ids], dtype=np.int64)
+            tails = self._tails(sids.tolist())
+            counts = np.diff(bounds)
+            first_new = ts[bounds[:-1]]
+            after_tail = np.array([tails.get(int(s)) is None or int(f) > tails[int(s)]
+                                   for s, f in zip(sids, first_new)], dtype=bool)
+            sid = np.repeat(sids, counts)
+            if after_tail.all():
+                self._write_samples(sid, ts, val, replace=False)
+                self._rollup_merge(rollup(sid, ts, val))
+            else:
+                self._append_mixed(sid, ts, val, np.repeat(after_tail, counts), sids[~after_tail],
+                                   first_new[~after_tail], ts[bounds[1:] - 1][~after_tail])
         return int(len(ts))
+
+    def _append_mixed(self, sid, ts, val, tail_mask, over_ids, over_lo, over_hi) -> None:
+        if tail_mask.any():
+            self._write_samples(sid[tail_mask], ts[tail_mask], val[tail_mask], replace=False)
+            self._rollup_merge(rollup(sid[tail_mask], ts[tail_mask], val[tail_mask]))
+        keep = ~tail_mask
+        self._write_samples(sid[keep], ts[keep], val[keep], replace=True)
+        # recompute the touched hours of the overlapping series from what is now stored
+        spans, parts = [], []
+        for s, lo, hi in zip(over_ids.tolist(), over_lo.tolist(), over_hi.tolist()):
+            b_lo, b_hi = (lo // HOUR_NS) * HOUR_NS, (hi // HOUR_NS) * HOUR_NS
+            spans.append((s, b_lo, b_hi))
+            chunks = list(self._read_samples([s], b_lo, b_hi + HOUR_NS))
+            s_ts = np.concatenate([c[1] for c in chunks]) if chunks else np.empty(0, np.int64)
+            s_val = np.concatenate([c[2] for c in chunks]) if chunks else np.empty(0, np.float64)
+            o = np.argsort(s_ts, kind="stable")
+            parts.append(rollup(np.full(len(o), s, dtype=np.int64), s_ts[o], s_val[o]))
+        self._rollup_replace(spans, np.concatenate(parts) if parts else empty_rollup())
 
     def _select_series(self, metric, source, labels) -> list[tuple[int, str, str, str, str, str]]:
         rows = self._series_rows()
@@ -314,6 +348,22 @@ class Store(ABC):
             rows = [r for r in rows if _labels_match(r[3], want)]
         return sorted(rows, key=lambda r: (r[1], r[2], r[3]))
 
+    def _gather(self, chunks: Iterable[Samples], code_of: dict[int, int]) -> tuple[np.ndarray, ...]:
+        """Samples of ``chunks`` as ``(codes, ts, val)`` sorted by ``(code, ts)``."""
+        chunks = [c for c in chunks if len(c[1])]
+        if not chunks:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+        ids = np.fromiter(code_of, dtype=np.int64, count=len(code_of))
+        ids.sort()
+        lookup = np.array([code_of[i] for i in ids.tolist()], dtype=np.int64)
+        codes = np.concatenate([lookup[np.searchsorted(ids, c[0])] for c in chunks])
+        ts = np.concatenate([c[1] for c in chunks])
+        val = np.concatenate([c[2] for c in chunks])
+        if not _in_code_order(codes, ts):
+            order = np.lexsort((ts, codes))
+            codes, ts, val = codes[order], ts[order], val[order]
+        return codes, ts, val
+
     def query(self, metric: str | Sequence[str] | None = None, *, source: str | None = None,
               labels: Mapping[str, object] | None = None, start=None, end=None,
               grain=None) -> pd.DataFrame:
@@ -322,8 +372,10 @@ class Store(ABC):
         ``metric``: a name, a list of names or ``None`` for all; ``labels``: the series' labels
         must contain these pairs; ``start`` (inclusive) and ``end`` (exclusive): anything
         :class:`pandas.Timestamp` accepts, naive meaning UTC; ``grain``: when given the result
-        is :func:`downsample`-d to it.  Raises :class:`~capplan.errors.ConfigError` for an
-        unreadable bound or grain, :class:`~capplan.errors.StoreError` when reading fails.
+        is :func:`downsample`-d to it (grains of whole hours are served from the hourly rollup,
+        with the partial buckets at ``start``/``end`` computed from the samples).  Raises
+        :class:`~capplan.errors.ConfigError` for an unreadable bound or grain,
+        :class:`~capplan.errors.StoreError` when reading fails.
         """
         lo = _bound_ns(start, "start")
         hi = _bound_ns(end, "end")
@@ -332,33 +384,53 @@ class Store(ABC):
             rows = self._select_series(metric, source, labels)
             if not rows or (lo is not None and hi is not None and hi <= lo):
                 return empty_frame()
-            pos = {r[0]: i for i, r in enumerate(rows)}
-            parts_ts: list[list[np.ndarray]] = [[] for _ in rows]
-            parts_val: list[list[np.ndarray]] = [[] for _ in rows]
-            for sid, tsb, valb in self._read_blocks([r[0] for r in rows],
-                                                    _I64_MIN if lo is None else lo,
-                                                    _I64_MAX if hi is None else hi):
-                parts_ts[pos[sid]].append(np.frombuffer(tsb, dtype=_TS))
-                parts_val[pos[sid]].append(np.frombuffer(valb, dtype=_VAL))
-        lengths = np.array([sum(len(a) for a in p) for p in parts_ts], dtype=np.int64)
-        flat_ts = [a for p in parts_ts for a in p]
-        if not flat_ts:
+            ids = [r[0] for r in rows]
+            code_of = {r[0]: i for i, r in enumerate(rows)}
+            keys = [r[1:] for r in rows]
+            counter = np.array([k[3] == "counter" for k in keys] or [False])
+            if width is not None and width % HOUR_NS == 0:
+                return self._query_rollup(ids, code_of, keys, counter, lo, hi, width)
+            codes, ts, val = self._gather(self._read_samples(ids, lo, hi), code_of)
+        if len(ts) == 0:
             return empty_frame()
-        ts = np.concatenate(flat_ts).astype(np.int64, copy=False)
-        val = np.concatenate([a for p in parts_val for a in p]).astype(np.float64, copy=False)
-        codes = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
-        if lo is not None or hi is not None:
-            mask = np.ones(len(ts), dtype=bool)
-            if lo is not None:
-                mask &= ts >= lo
-            if hi is not None:
-                mask &= ts < hi
-            if not mask.all():
-                ts, val, codes = ts[mask], val[mask], codes[mask]
-        keys = [r[1:] for r in rows]
         if width is not None:
-            is_counter = np.array([k[3] == "counter" for k in keys])[codes]
-            codes, ts, val = _downsample_arrays(codes, ts, val, is_counter, width)
+            codes, ts, val = _downsample_arrays(codes, ts, val, counter[codes], width)
+        return _assemble(keys, codes, ts, val)
+
+    def _query_rollup(self, ids, code_of, keys, counter, lo, hi, width) -> pd.DataFrame:
+        """Buckets wholly inside ``[lo, hi)`` from the rollup, the partial ones from samples."""
+        a = None if lo is None else -((-lo) // width) * width  # first bucket edge >= lo
+        b = None if hi is None else (hi // width) * width       # last bucket edge <= hi
+        if a is not None and b is not None and a >= b:
+            parts = [(lo, hi)]  # no whole bucket: all from samples
+            whole = None
+        else:
+            parts = [(lo, a)] if lo is not None and a != lo else []
+            if hi is not None and b != hi:
+                parts.append((b, hi))
+            whole = (a, b)
+        out = []
+        for p_lo, p_hi in parts:
+            codes, ts, val = self._gather(self._read_samples(ids, p_lo, p_hi), code_of)
+            out.append(_downsample_arrays(codes, ts, val, counter[codes], width))
+        if whole is not None:
+            r = self._read_rollup(ids, *whole)
+            if len(r):
+                ids_sorted = np.array(sorted(code_of), dtype=np.int64)
+                lookup = np.array([code_of[i] for i in ids_sorted.tolist()], dtype=np.int64)
+                rcodes = lookup[np.searchsorted(ids_sorted, r["sid"])]
+                order = np.lexsort((r["bucket"], rcodes))
+                r, rcodes = r[order], rcodes[order]
+                out.append(rollup_to_grain(rcodes, r, counter[rcodes], width))
+        out = [o for o in out if len(o[0])]
+        if not out:
+            return empty_frame()
+        codes = np.concatenate([o[0] for o in out])
+        ts = np.concatenate([o[1] for o in out])
+        val = np.concatenate([o[2] for o in out])
+        if len(out) > 1:
+            order = np.lexsort((ts, codes))
+            codes, ts, val = codes[order], ts[order], val[order]
         return _assemble(keys, codes, ts, val)
 
     def series(self) -> pd.DataFrame:

@@ -1,13 +1,21 @@
-"""The team metrics store: one PostgreSQL schema, same API and layout as the SQLite store.
+"""The team metrics store: one PostgreSQL schema that SQL and Grafana read directly.
 
-* Tables ``series`` and ``blocks`` (see :mod:`capplan.store._common`) in their own schema
-  (default ``capplan``), blobs stored uncompressed out of line (``STORAGE EXTERNAL``) so that
-  writing and reading them costs no compression.
-* Blocks are written with one binary ``COPY`` per append (psycopg 3 ``cursor.copy``).
+* One row per sample in ``<schema>.sample_rows (series_id, ts timestamptz, value float8)``,
+  declaratively partitioned by month (``sample_rows_pYYYYMM``, created on demand), primary key
+  ``(series_id, ts)`` and a BRIN index on ``ts``; series in ``series_key``; an hourly rollup in
+  ``rollup_1h``.  Stable views for readers: ``samples (ts, source, metric, labels jsonb, value,
+  kind, unit)``, ``series`` and ``samples_1h`` (see ``docs/store.md``).  Timestamps are kept to
+  the microsecond (PostgreSQL's resolution); finer parts are floored.
+* Samples go in with one binary ``COPY`` per append, encoded by numpy; an append that is not
+  strictly after a series' stored tail goes through a temporary table and ``INSERT ... ON
+  CONFLICT DO UPDATE`` (a repeated sample replaces).
 * Concurrent writers lock the series they touch (``SELECT ... FOR UPDATE``, in id order), so
-  two appends to the same series serialise and neither loses samples.
+  two appends to the same series serialise and neither loses samples.  Each append is one
+  transaction: a writer killed mid-``COPY`` or a backend terminated mid-transaction leaves
+  nothing of that append.
 * Versioned migrations, recorded in ``<schema>.schema_migrations``; applied on open under an
-  advisory lock so that two processes opening a new store at once do not race.
+  advisory lock so that two processes opening a new store at once do not race.  Schema 2
+  (samples in ``bytea`` blocks) is converted to rows by migration 3.
 
 The DSN is never put in a message or a repr: only host, port, database and schema are shown.
 """
@@ -15,20 +23,52 @@ The DSN is never put in a message or a repr: only host, port, database and schem
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 
+import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from capplan.errors import ConfigError, StoreError
-from capplan.store._common import BLOCK_SIZE, Store
+from capplan.store import _pgcopy
+from capplan.store._common import Store
+from capplan.store._rollup import ROLLUP_DTYPE, rollup
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION"]
 
-#: version -> (description, statements with ``{s}`` for the schema identifier)
-MIGRATIONS: dict[int, tuple[str, list[str]]] = {
+_SAMPLE_TYPES = ["int8", "timestamptz", "float8"]
+_ROLLUP_TYPES = ["int8", "timestamptz", "int8", "int8", "float8", "timestamptz", "timestamptz",
+                 "float8"]
+_ROLLUP_COLS = "series_id, bucket, cnt, nfin, sum, first_ts, last_ts, last_value"
+_UTC0 = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _blocks_to_rows(store: "PostgresStore", conn: psycopg.Connection) -> None:
+    """Schema 3: decode the ``bytea`` blocks of a schema-2 store (little-endian int64 ns and
+    float64) into sample rows and their rollup, one series at a time."""
+    sids = [r[0] for r in conn.execute(store._sql(
+        "SELECT DISTINCT series_id FROM {s}.blocks ORDER BY series_id")).fetchall()]
+    for s in sids:
+        blocks = conn.execute(store._sql("SELECT ts, val FROM {s}.blocks WHERE series_id = %s "
+                                         "ORDER BY t0"), (s,), binary=True).fetchall()
+        ts = np.concatenate([np.frombuffer(b[0], dtype="<i8") for b in blocks]).astype(np.int64)
+        val = np.concatenate([np.frombuffer(b[1], dtype="<f8") for b in blocks]).astype(np.float64)
+        ts = (ts // 1000) * 1000
+        keep = np.ones(len(ts), dtype=bool)  # two ns samples in one µs: the later one wins
+        keep[:-1] = ts[1:] != ts[:-1]
+        ts, val = ts[keep], val[keep]
+        sid = np.full(len(ts), s, dtype=np.int64)
+        store._ensure_partitions(conn, int(ts[0]), int(ts[-1]))
+        store._copy_in(conn, "sample_rows", sid, ts, val)
+        store._insert_rollup(conn, rollup(sid, ts, val), merge=False)
+
+
+#: version -> (description, steps with ``{s}`` for the schema identifier); a step is an SQL
+#: statement or a function ``(store, connection)`` for data conversions.
+MIGRATIONS: dict[int, tuple[str, list[str | Callable]]] = {
     1: ("series and sample blocks", [
         "CREATE TABLE {s}.series (id bigserial PRIMARY KEY, source text NOT NULL,"
         " metric text NOT NULL, labels text NOT NULL, kind text NOT NULL, unit text NOT NULL,"
@@ -43,6 +83,31 @@ MIGRATIONS: dict[int, tuple[str, list[str]]] = {
         "CREATE INDEX blocks_series_t1 ON {s}.blocks (series_id, t1)",
         "CREATE INDEX series_metric ON {s}.series (metric)",
     ]),
+    3: ("one row per sample (monthly partitions, BRIN on ts), hourly rollup, views; blocks "
+        "converted", [
+        "ALTER TABLE {s}.series RENAME TO series_key",
+        "CREATE TABLE {s}.sample_rows (series_id bigint NOT NULL, ts timestamptz NOT NULL,"
+        " value float8 NOT NULL, PRIMARY KEY (series_id, ts)) PARTITION BY RANGE (ts)",
+        "CREATE INDEX sample_rows_ts_brin ON {s}.sample_rows USING brin (ts)",
+        "CREATE TABLE {s}.rollup_1h (series_id bigint NOT NULL REFERENCES {s}.series_key (id),"
+        " bucket timestamptz NOT NULL, cnt bigint NOT NULL, nfin bigint NOT NULL,"
+        " sum float8 NOT NULL, first_ts timestamptz NOT NULL, last_ts timestamptz NOT NULL,"
+        " last_value float8 NOT NULL, PRIMARY KEY (series_id, bucket))",
+        _blocks_to_rows,
+        "DROP TABLE {s}.blocks",
+        "CREATE VIEW {s}.samples AS SELECT d.ts, k.source, k.metric, k.labels::jsonb AS labels,"
+        " d.value, k.kind, k.unit FROM {s}.sample_rows d JOIN {s}.series_key k"
+        " ON k.id = d.series_id",
+        "CREATE VIEW {s}.series AS SELECT k.id AS series_id, k.source, k.metric,"
+        " k.labels::jsonb AS labels, k.kind, k.unit, coalesce(r.n, 0) AS n, r.first_ts,"
+        " r.last_ts FROM {s}.series_key k LEFT JOIN (SELECT series_id, sum(cnt)::bigint AS n,"
+        " min(first_ts) AS first_ts, max(last_ts) AS last_ts FROM {s}.rollup_1h"
+        " GROUP BY series_id) r ON r.series_id = k.id",
+        "CREATE VIEW {s}.samples_1h AS SELECT r.bucket AS ts, k.source, k.metric,"
+        " k.labels::jsonb AS labels, CASE WHEN k.kind = 'counter' THEN r.last_value"
+        " WHEN r.nfin > 0 THEN r.sum / r.nfin ELSE 'NaN'::float8 END AS value, k.kind, k.unit,"
+        " r.cnt AS n FROM {s}.rollup_1h r JOIN {s}.series_key k ON k.id = r.series_id",
+    ]),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -53,6 +118,25 @@ def _scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+def _month(ns: int) -> tuple[int, int]:
+    d = _UTC0 + dt.timedelta(microseconds=ns // 1000)
+    return d.year, d.month
+
+
+def _months(lo_ns: int, hi_ns: int) -> list[tuple[int, int]]:
+    (y, m), last = _month(lo_ns), _month(hi_ns)
+    out = []
+    while (y, m) <= last:
+        out.append((y, m))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def _pg_time(ns: int) -> dt.datetime:
+    """A ns bound as a datetime, rounded up to the µs (stored values are whole µs)."""
+    return _UTC0 + dt.timedelta(microseconds=-((-ns) // 1000))
+
+
 class PostgresStore(Store):
     """A store in a PostgreSQL schema; open it with ``open_store("env:VAR", schema=...)``.
 
@@ -60,6 +144,8 @@ class PostgresStore(Store):
     :class:`~capplan.errors.StoreError` when the server cannot be reached, the schema is not a
     capplan store, comes from a newer capplan, or a read or write fails.
     """
+
+    _resolution_ns = 1000
 
     def __init__(self, dsn: str, *, schema: str = "capplan", label: str = "postgres",
                  connect_timeout_s: int = 10):
@@ -79,9 +165,12 @@ class PostgresStore(Store):
         self.schema = schema
         self.target = f"{label} ({where}, schema {schema})"
         self._s = sql.Identifier(schema)
-        self._pending: list[tuple] = []
         self._conn: psycopg.Connection | None = None
         self._version = 0
+        self._partitions: set[tuple[int, int]] = set()
+        self._known: dict[tuple[str, str, str], tuple[int, str, str]] = {}
+        self._tail_cache: dict[int, int] = {}
+        self._pending_parts: list[tuple[int, int]] = []
         try:
             self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s,
                                          application_name="capplan-store")
@@ -91,6 +180,7 @@ class PostgresStore(Store):
                                   "DSN (host, port, dbname, user, password)") from exc
         try:
             self._migrate()
+            self._load_partitions()
         except BaseException:
             self.close()
             raise
@@ -102,15 +192,16 @@ class PostgresStore(Store):
         text = _scrub(str(exc).strip(), self._secret)
         if isinstance(exc, psycopg.errors.InsufficientPrivilege):
             hint = (f"grant the store's role CREATE on the database (new store) or USAGE and "
-                    f"SELECT/INSERT/DELETE on schema {self.schema}")
+                    f"SELECT/INSERT/UPDATE/DELETE on schema {self.schema}")
         elif isinstance(exc, psycopg.OperationalError):
-            hint = "the connection failed: check the server and reopen the store"
+            hint = ("the connection failed (nothing of the unfinished append was kept): check "
+                    "the server and reopen the store")
         else:
             hint = "check the server log; the transaction was rolled back, nothing was written"
         return StoreError(f"{self.target}: {what}: {text}", hint=hint)
 
-    def _sql(self, text: str) -> sql.Composed:
-        return sql.SQL(text).format(s=self._s)
+    def _sql(self, text: str, **parts) -> sql.Composed:
+        return sql.SQL(text).format(s=self._s, **parts)
 
     # ---- migrations ---------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -142,14 +233,91 @@ class PostgresStore(Store):
                         f"this capplan reads up to {SCHEMA_VERSION})",
                         hint="upgrade capplan (pip install -U capplan) to use this store")
                 for v in range(version + 1, SCHEMA_VERSION + 1):
-                    desc, stmts = MIGRATIONS[v]
-                    for stmt in stmts:
-                        conn.execute(self._sql(stmt))
+                    desc, steps = MIGRATIONS[v]
+                    for step in steps:
+                        step(self, conn) if callable(step) else conn.execute(self._sql(step))
                     conn.execute(self._sql("INSERT INTO {s}.schema_migrations (version, description)"
                                            " VALUES (%s, %s)"), (v, desc))
                 self._version = max(version, SCHEMA_VERSION)
         except psycopg.Error as exc:
+            self._partitions.clear()
             raise self._fail("cannot create or migrate the store", exc) from exc
+
+    # ---- partitions ---------------------------------------------------------------------
+    def _load_partitions(self) -> None:
+        rows = self._conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(%s)", (f"{self.schema}.sample_rows",)).fetchall()
+        for (name,) in rows:
+            m = re.fullmatch(r"sample_rows_p(\d{4})(\d{2})", name)
+            if m:
+                self._partitions.add((int(m[1]), int(m[2])))
+
+    def _ensure_partitions(self, conn: psycopg.Connection, lo_ns: int, hi_ns: int) -> None:
+        """Create the monthly partitions holding ``[lo_ns, hi_ns]`` that are missing (in the
+        caller's transaction; serialised between processes by an advisory lock)."""
+        missing = [ym for ym in _months(lo_ns, hi_ns) if ym not in self._partitions]
+        if not missing:
+            return
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                     (f"capplan.store.{self.schema}.partitions",))
+        for y, m in missing:
+            nxt = (y + 1, 1) if m == 12 else (y, m + 1)
+            conn.execute(self._sql(
+                "CREATE TABLE IF NOT EXISTS {s}.{p} PARTITION OF {s}.sample_rows"
+                " FOR VALUES FROM ({a}) TO ({b})", p=sql.Identifier(f"sample_rows_p{y:04d}{m:02d}"),
+                a=sql.Literal(f"{y:04d}-{m:02d}-01 00:00:00+00"),
+                b=sql.Literal(f"{nxt[0]:04d}-{nxt[1]:02d}-01 00:00:00+00")))
+        self._pending_parts = missing
+
+    def _prepare_write(self, lo: int, hi: int) -> None:
+        # partitions are created in their own short transaction, so that an append never holds
+        # the parent table's lock while it copies (an empty partition left behind is harmless)
+        if all(ym in self._partitions for ym in _months(lo, hi)):
+            return
+        conn = self._c()
+        try:
+            with conn.transaction():
+                self._pending_parts = []
+                self._ensure_partitions(conn, lo, hi)
+            self._partitions.update(self._pending_parts)
+        except psycopg.Error as exc:
+            raise self._fail("cannot create the monthly partitions of sample_rows", exc) from exc
+
+    # ---- binary COPY helpers ------------------------------------------------------------
+    def _copy_in(self, conn, table: str, sid, ts, val, *, temp: bool = False) -> None:
+        data = _pgcopy.encode(_SAMPLE_TYPES, [sid, _pgcopy.ns_to_pg_us(ts), val])
+        target = sql.Identifier(table) if temp else self._sql("{s}.{t}", t=sql.Identifier(table))
+        with conn.cursor() as cur, cur.copy(sql.SQL(
+                "COPY {} (series_id, ts, value) FROM STDIN (FORMAT BINARY)").format(target)) as copy:
+            copy.write(data)
+
+    def _copy_out(self, query: sql.Composable, types: list[str]) -> list[np.ndarray]:
+        parts = []
+        with self._c().cursor() as cur, cur.copy(sql.SQL(
+                "COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)) as copy:
+            for chunk in copy:
+                parts.append(chunk)
+        return _pgcopy.decode(types, b"".join(parts))
+
+    def _insert_rollup(self, conn, rows: np.ndarray, *, merge: bool) -> None:
+        if not len(rows):
+            return
+        times = {f: [_UTC0 + dt.timedelta(microseconds=u) for u in (rows[f] // 1000).tolist()]
+                 for f in ("bucket", "first", "last")}
+        on_conflict = (
+            " ON CONFLICT (series_id, bucket) DO UPDATE SET cnt = r.cnt + excluded.cnt,"
+            " nfin = r.nfin + excluded.nfin, sum = r.sum + excluded.sum,"
+            " first_ts = least(r.first_ts, excluded.first_ts),"
+            " last_ts = greatest(r.last_ts, excluded.last_ts),"
+            " last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value"
+            " ELSE r.last_value END") if merge else ""
+        conn.execute(self._sql(
+            "INSERT INTO {s}.rollup_1h AS r (" + _ROLLUP_COLS + ") SELECT * FROM unnest("
+            "%s::bigint[], %s::timestamptz[], %s::bigint[], %s::bigint[], %s::float8[],"
+            " %s::timestamptz[], %s::timestamptz[], %s::float8[])" + on_conflict),
+            (rows["sid"].tolist(), times["bucket"], rows["cnt"].tolist(), rows["nfin"].tolist(),
+             rows["sum"].tolist(), times["first"], times["last"], rows["lastval"].tolist()))
 
     # ---- Store hooks --------------------------------------------------------------------
     @property
@@ -171,21 +339,12 @@ class PostgresStore(Store):
     @contextlib.contextmanager
     def _write_txn(self) -> Iterator[None]:
         conn = self._c()
-        self._pending = []
         try:
             with conn.transaction():
                 yield
-                if self._pending:
-                    with conn.cursor() as cur, cur.copy(self._sql(
-                            "COPY {s}.blocks (series_id, t0, t1, n, ts, val) FROM STDIN "
-                            "(FORMAT BINARY)")) as copy:
-                        copy.set_types(["int8", "int8", "int8", "int4", "bytea", "bytea"])
-                        for row in self._pending:
-                            copy.write_row(row)
         except psycopg.Error as exc:
+            self._known.clear()  # a rolled-back txn may have "created" series that do not exist
             raise self._fail("cannot write to the store", exc) from exc
-        finally:
-            self._pending = []
 
     @contextlib.contextmanager
     def _read_txn(self) -> Iterator[None]:
@@ -199,60 +358,104 @@ class PostgresStore(Store):
 
     def _ensure_series(self, keys):
         conn = self._c()
-        cols = [list(c) for c in zip(*keys)]
-        conn.execute(self._sql(
-            "INSERT INTO {s}.series (source, metric, labels, kind, unit) SELECT * FROM "
-            "unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-            "ON CONFLICT (source, metric, labels) DO NOTHING"), cols)
+        todo = [k for k in keys if k[:3] not in self._known]
+        if todo:
+            cols = [list(c) for c in zip(*todo)]
+            conn.execute(self._sql(
+                "INSERT INTO {s}.series_key (source, metric, labels, kind, unit) SELECT * FROM "
+                "unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+                "ON CONFLICT (source, metric, labels) DO NOTHING"), cols)
+            rows = conn.execute(self._sql(
+                "SELECT s.id, s.source, s.metric, s.labels, s.kind, s.unit FROM {s}.series_key s "
+                "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(source, metric, labels) "
+                "USING (source, metric, labels)"), cols[:3]).fetchall()
+            for r in rows:
+                self._known[(r[1], r[2], r[3])] = (int(r[0]), r[4], r[5])
+        out = [self._known[k[:3]] for k in keys]
+        # lock the series (in id order: no deadlock between writers) and read their tails
         rows = conn.execute(self._sql(
-            "SELECT s.id, s.source, s.metric, s.labels, s.kind, s.unit FROM {s}.series s JOIN "
-            "unnest(%s::text[], %s::text[], %s::text[]) AS k(source, metric, labels) "
-            "USING (source, metric, labels) ORDER BY s.id FOR UPDATE OF s"), cols[:3]).fetchall()
-        by_key = {(r[1], r[2], r[3]): (int(r[0]), r[4], r[5]) for r in rows}
-        return [by_key[k[:3]] for k in keys]
-
-    def _affected_blocks(self, spans):
-        # one round trip for all series: the overlapping blocks, plus the tail block before
-        # lo when it is not full (and does not overlap, else it is already in the first part)
-        sids, los, his = (list(c) for c in zip(*spans))
-        rows = self._c().execute(self._sql(
-            "WITH r AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])"
-            " AS r(sid, lo, hi)) "
-            "SELECT b.series_id, b.t0, b.ts, b.val FROM r JOIN {s}.blocks b"
-            " ON b.series_id = r.sid AND b.t1 >= r.lo AND b.t0 <= r.hi "
-            "UNION ALL "
-            "SELECT b.series_id, b.t0, b.ts, b.val FROM r CROSS JOIN LATERAL"
-            " (SELECT p.t0, p.n FROM {s}.blocks p WHERE p.series_id = r.sid AND p.t0 <= r.lo"
-            "  ORDER BY p.t0 DESC LIMIT 1) AS p"
-            " JOIN {s}.blocks b ON b.series_id = r.sid AND b.t0 = p.t0"
-            " WHERE p.n < %s AND NOT (b.t1 >= r.lo AND b.t0 <= r.hi)"),
-            (sids, los, his, BLOCK_SIZE), binary=True).fetchall()
-        out: dict[int, list[tuple[int, bytes, bytes]]] = {}
-        for sid, t0, ts, val in rows:
-            out.setdefault(int(sid), []).append((int(t0), bytes(ts), bytes(val)))
+            "SELECT k.id, (extract(epoch FROM t.last_ts) * 1000000)::bigint FROM {s}.series_key k"
+            " LEFT JOIN LATERAL (SELECT last_ts FROM {s}.rollup_1h r WHERE r.series_id = k.id"
+            " ORDER BY bucket DESC LIMIT 1) t ON true WHERE k.id = ANY(%s::bigint[])"
+            " ORDER BY k.id FOR UPDATE OF k"), ([o[0] for o in out],)).fetchall()
+        self._tail_cache = {int(r[0]): int(r[1]) * 1000 for r in rows if r[1] is not None}
         return out
 
-    def _replace_blocks(self, deletes, inserts):
-        if deletes:
-            sids, t0s = (list(c) for c in zip(*deletes))
+    def _tails(self, ids):
+        return {i: self._tail_cache[i] for i in ids if i in self._tail_cache}
+
+    def _write_samples(self, sid, ts, val, *, replace):
+        conn = self._c()
+        if not replace:
+            self._copy_in(conn, "sample_rows", sid, ts, val)
+            return
+        conn.execute("CREATE TEMP TABLE capplan_incoming (series_id bigint, ts timestamptz, "
+                     "value float8) ON COMMIT DROP")
+        self._copy_in(conn, "capplan_incoming", sid, ts, val, temp=True)
+        conn.execute(self._sql(
+            "INSERT INTO {s}.sample_rows (series_id, ts, value) SELECT series_id, ts, value "
+            "FROM capplan_incoming ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value"))
+
+    def _where(self, col: str, ids, lo, hi) -> sql.Composable:
+        conds = [sql.SQL("series_id = ANY({}::bigint[])").format(sql.Literal(list(ids)))]
+        if lo is not None:
+            conds.append(sql.SQL("{} >= {}").format(sql.Identifier(col), sql.Literal(_pg_time(lo))))
+        if hi is not None:
+            conds.append(sql.SQL("{} < {}").format(sql.Identifier(col), sql.Literal(_pg_time(hi))))
+        return sql.SQL(" AND ").join(conds)
+
+    def _fetch_arrays(self, query: sql.Composable, types: list[str]) -> Iterator[list[np.ndarray]]:
+        """Rows of ``array_send(array_agg(col))`` columns, decoded: a few rows per series, so
+        millions of samples cross as a few large bytea values instead of one message each."""
+        with self._c().cursor(binary=True) as cur:
+            cur.execute(query)
+            for row in cur:
+                yield [_pgcopy.decode_array(b, t) for b, t in zip(row, types)]
+
+    def _read_samples(self, ids, lo, hi):
+        for sid, us, val in self._fetch_arrays(self._sql(
+                "SELECT array_send(array_agg(series_id)), array_send(array_agg(ts)),"
+                " array_send(array_agg(value)) FROM {s}.sample_rows WHERE {w}"
+                " GROUP BY series_id, tableoid",
+                w=self._where("ts", ids, lo, hi)), _SAMPLE_TYPES):
+            yield sid, _pgcopy.pg_us_to_ns(us), val
+
+    def _rollup_merge(self, rows):
+        self._insert_rollup(self._c(), rows, merge=True)
+
+    def _rollup_replace(self, spans, rows):
+        if spans:
+            sids, los, his = (list(c) for c in zip(*spans))
             self._c().execute(self._sql(
-                "DELETE FROM {s}.blocks b USING unnest(%s::bigint[], %s::bigint[]) AS d(sid, t0)"
-                " WHERE b.series_id = d.sid AND b.t0 = d.t0"), (sids, t0s))
-        self._pending.extend(inserts)
+                "DELETE FROM {s}.rollup_1h r USING unnest(%s::bigint[], %s::timestamptz[],"
+                " %s::timestamptz[]) AS d(sid, lo, hi) WHERE r.series_id = d.sid"
+                " AND r.bucket BETWEEN d.lo AND d.hi"),
+                (sids, [_pg_time(v) for v in los], [_pg_time(v) for v in his]))
+        self._insert_rollup(self._c(), rows, merge=False)
+
+    def _read_rollup(self, ids, lo, hi):
+        aggs = ", ".join(f"array_send(array_agg({c} ORDER BY bucket))" for c in _ROLLUP_COLS.split(", "))
+        parts = []
+        for cols in self._fetch_arrays(self._sql(
+                "SELECT " + aggs + " FROM {s}.rollup_1h WHERE {w} GROUP BY series_id",
+                w=self._where("bucket", ids, lo, hi)), _ROLLUP_TYPES):
+            out = np.empty(len(cols[0]), dtype=ROLLUP_DTYPE)
+            for name, col, t in zip(ROLLUP_DTYPE.names, cols, _ROLLUP_TYPES):
+                out[name] = _pgcopy.pg_us_to_ns(col) if t == "timestamptz" else col
+            parts.append(out)
+        if not parts:
+            return np.empty(0, dtype=ROLLUP_DTYPE)
+        out = np.concatenate(parts)
+        return out[np.lexsort((out["bucket"], out["sid"]))]
 
     def _series_rows(self):
         return [tuple(r) for r in self._c().execute(self._sql(
-            "SELECT id, source, metric, labels, kind, unit FROM {s}.series")).fetchall()]
-
-    def _read_blocks(self, ids, lo, hi) -> Iterable[tuple[int, bytes, bytes]]:
-        with self._c().cursor(binary=True) as cur:
-            cur.execute(self._sql(
-                "SELECT series_id, ts, val FROM {s}.blocks WHERE series_id = ANY(%s::bigint[]) "
-                "AND t1 >= %s AND t0 < %s ORDER BY series_id, t0"), (list(ids), lo, hi))
-            for sid, ts, val in cur:
-                yield int(sid), ts, val
+            "SELECT id, source, metric, labels, kind, unit FROM {s}.series_key")).fetchall()]
 
     def _series_stats(self):
-        return {int(r[0]): (int(r[1]), r[2], r[3]) for r in self._c().execute(self._sql(
-            "SELECT series_id, sum(n)::bigint, min(t0), max(t1) FROM {s}.blocks "
-            "GROUP BY series_id")).fetchall()}
+        return {int(r[0]): (int(r[1]), int(r[2]) * 1000, int(r[3]) * 1000)
+                for r in self._c().execute(self._sql(
+                    "SELECT series_id, sum(cnt)::bigint,"
+                    " (extract(epoch FROM min(first_ts)) * 1000000)::bigint,"
+                    " (extract(epoch FROM max(last_ts)) * 1000000)::bigint"
+                    " FROM {s}.rollup_1h GROUP BY series_id")).fetchall()}

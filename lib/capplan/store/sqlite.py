@@ -1,5 +1,16 @@
 """The default metrics store: one SQLite file (WAL), safe for several writer processes.
 
+* One row per sample (``sample_rows``, a ``WITHOUT ROWID`` table clustered by
+  ``(series_id, ts)``), an hourly rollup (``rollup_1h``) and two views that any SQLite client
+  can query: ``samples (ts, source, metric, labels, value, kind, unit, ts_ns)`` and ``series``
+  (see ``docs/store.md``).  Timestamps are int64 ns since the Unix epoch (UTC); the view also
+  shows them as ISO 8601 text.  SQLite stores a NaN value as NULL; the store reads it back as
+  NaN.
+* Why SQLite rows and not DuckDB (measured, see ``docs/store.md``): both ingest near a million
+  samples/s and append a scrape in well under 5 ms, DuckDB reads 10 M samples ~7x faster, but a
+  DuckDB file can be open in only one process at a time (a second one fails with "Could not
+  set lock on file"), so a collector and a report could not share the store.
+
 * WAL journal, ``synchronous=NORMAL``: a killed writer (even ``kill -9``) leaves the file
   readable and consistent; the unfinished append is simply absent.  A power loss may lose the
   last committed appends, never consistency.
@@ -16,19 +27,23 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from capplan.errors import StoreError
-from capplan.store._common import BLOCK_SIZE, Store
+from capplan.store._common import Store
+from capplan.store._rollup import ROLLUP_DTYPE, rollup
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "APPLICATION_ID"]
 
 #: ``PRAGMA application_id`` of a capplan store ("CAPP").
 APPLICATION_ID = 0x43415050
 
-#: version -> (description, statements) applied in one transaction to go from version-1.
-MIGRATIONS: dict[int, tuple[str, list[str]]] = {
+#: version -> (description, steps) applied in one transaction to go from version-1; a step is
+#: an SQL statement or a function of the connection (for data conversions).
+MIGRATIONS: dict[int, tuple[str, list[str | Callable[[sqlite3.Connection], None]]]] = {
     1: ("series and sample blocks", [
         "CREATE TABLE series (id INTEGER PRIMARY KEY, source TEXT NOT NULL, metric TEXT NOT NULL,"
         " labels TEXT NOT NULL, kind TEXT NOT NULL, unit TEXT NOT NULL,"
@@ -43,11 +58,63 @@ MIGRATIONS: dict[int, tuple[str, list[str]]] = {
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('block_format', 'ts:int64-ns-le val:float64-le')",
     ]),
+    3: ("one row per sample, hourly rollup, samples and series views (blocks converted)", [
+        "ALTER TABLE series RENAME TO series_key",
+        "CREATE TABLE sample_rows (series_id INTEGER NOT NULL REFERENCES series_key(id),"
+        " ts INTEGER NOT NULL, value REAL, PRIMARY KEY (series_id, ts)) WITHOUT ROWID",
+        "CREATE TABLE rollup_1h (series_id INTEGER NOT NULL REFERENCES series_key(id),"
+        " bucket INTEGER NOT NULL, cnt INTEGER NOT NULL, nfin INTEGER NOT NULL, sum REAL NOT NULL,"
+        " first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_value REAL,"
+        " PRIMARY KEY (series_id, bucket)) WITHOUT ROWID",
+        lambda conn: _blocks_to_rows(conn),
+        "DROP INDEX blocks_series_t1",
+        "DROP TABLE blocks",
+        "DELETE FROM meta WHERE key = 'block_format'",
+        "INSERT INTO meta (key, value) VALUES ('layout', 'sample_rows ts:int64-ns value:real')",
+        "CREATE VIEW samples AS SELECT strftime('%Y-%m-%dT%H:%M:%fZ', d.ts / 1e9, 'unixepoch')"
+        " AS ts, k.source, k.metric, k.labels, d.value, k.kind, k.unit, d.ts AS ts_ns"
+        " FROM sample_rows d JOIN series_key k ON k.id = d.series_id",
+        "CREATE VIEW series AS SELECT k.id AS series_id, k.source, k.metric, k.labels, k.kind,"
+        " k.unit, coalesce(r.n, 0) AS n, r.first_ns, r.last_ns FROM series_key k LEFT JOIN"
+        " (SELECT series_id, sum(cnt) AS n, min(first_ts) AS first_ns, max(last_ts) AS last_ns"
+        "  FROM rollup_1h GROUP BY series_id) r ON r.series_id = k.id",
+    ]),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_IDS_PER_QUERY = 500
+_SAMPLE = np.dtype([("ts", "i8"), ("value", "f8")])
+_FULL = (-(2**63), 2**63 - 1)
+
+
+def _blocks_to_rows(conn: sqlite3.Connection) -> None:
+    """Schema 3: decode the blocks of a schema-2 store (int64 ns / float64, little-endian BLOBs)
+    into sample rows and their rollup, one series at a time."""
+    sids = [r[0] for r in conn.execute("SELECT DISTINCT series_id FROM blocks ORDER BY series_id")]
+    for s in sids:
+        blocks = conn.execute("SELECT ts, val FROM blocks WHERE series_id = ? ORDER BY t0",
+                              (s,)).fetchall()
+        ts = np.concatenate([np.frombuffer(b[0], dtype="<i8") for b in blocks]).astype(np.int64)
+        val = np.concatenate([np.frombuffer(b[1], dtype="<f8") for b in blocks]).astype(np.float64)
+        sid = np.full(len(ts), s, dtype=np.int64)
+        conn.executemany("INSERT INTO sample_rows (series_id, ts, value) VALUES (?, ?, ?)",
+                         zip(sid.tolist(), ts.tolist(), val.tolist()))
+        _insert_rollup(conn, rollup(sid, ts, val), merge=False)
+
+
+_ROLLUP_INSERT = ("INSERT INTO rollup_1h (series_id, bucket, cnt, nfin, sum, first_ts, last_ts,"
+                  " last_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_ROLLUP_MERGE = _ROLLUP_INSERT + (
+    " ON CONFLICT (series_id, bucket) DO UPDATE SET cnt = cnt + excluded.cnt,"
+    " nfin = nfin + excluded.nfin, sum = sum + excluded.sum,"
+    " first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts),"
+    " last_value = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last_value"
+    " ELSE last_value END")
+
+
+def _insert_rollup(conn: sqlite3.Connection, rows: np.ndarray, *, merge: bool) -> None:
+    conn.executemany(_ROLLUP_MERGE if merge else _ROLLUP_INSERT,
+                     zip(*(rows[f].tolist() for f in ROLLUP_DTYPE.names)))
 
 
 def _hint_for(exc: BaseException, path: Path) -> str:
@@ -159,8 +226,8 @@ class SQLiteStore(Store):
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
             for v in range(version + 1, SCHEMA_VERSION + 1):
-                for stmt in MIGRATIONS[v][1]:
-                    conn.execute(stmt)
+                for step in MIGRATIONS[v][1]:
+                    step(conn) if callable(step) else conn.execute(step)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -220,48 +287,66 @@ class SQLiteStore(Store):
 
     def _ensure_series(self, keys):
         conn = self._c()
-        conn.executemany("INSERT OR IGNORE INTO series (source, metric, labels, kind, unit) "
+        conn.executemany("INSERT OR IGNORE INTO series_key (source, metric, labels, kind, unit) "
                          "VALUES (?, ?, ?, ?, ?)", keys)
         out = []
         for k in keys:
-            row = conn.execute("SELECT id, kind, unit FROM series WHERE source = ? AND metric = ? "
-                               "AND labels = ?", k[:3]).fetchone()
+            row = conn.execute("SELECT id, kind, unit FROM series_key WHERE source = ? AND "
+                               "metric = ? AND labels = ?", k[:3]).fetchone()
             out.append((int(row[0]), row[1], row[2]))
-        return out
+        return out  # BEGIN IMMEDIATE already holds the (whole-file) write lock
 
-    def _affected_blocks(self, spans):
+    def _tails(self, ids):
         conn = self._c()
         out = {}
-        for sid, lo, hi in spans:
-            rows = conn.execute("SELECT t0, ts, val FROM blocks WHERE series_id = ? AND t1 >= ? "
-                                "AND t0 <= ?", (sid, lo, hi)).fetchall()
-            prev = conn.execute("SELECT t0, n FROM blocks WHERE series_id = ? AND t0 <= ? "
-                                "ORDER BY t0 DESC LIMIT 1", (sid, lo)).fetchone()
-            if prev is not None and prev[1] < BLOCK_SIZE and all(r[0] != prev[0] for r in rows):
-                rows.append(conn.execute("SELECT t0, ts, val FROM blocks WHERE series_id = ? "
-                                         "AND t0 = ?", (sid, prev[0])).fetchone())
-            out[sid] = rows
+        for s in ids:
+            row = conn.execute("SELECT last_ts FROM rollup_1h WHERE series_id = ? "
+                               "ORDER BY bucket DESC LIMIT 1", (s,)).fetchone()
+            if row is not None:
+                out[s] = int(row[0])
         return out
 
-    def _replace_blocks(self, deletes, inserts):
+    def _write_samples(self, sid, ts, val, *, replace):
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        self._c().executemany(f"{verb} INTO sample_rows (series_id, ts, value) VALUES (?, ?, ?)",
+                              zip(sid.tolist(), ts.tolist(), val.tolist()))
+
+    def _read_samples(self, ids, lo, hi):
         conn = self._c()
-        conn.executemany("DELETE FROM blocks WHERE series_id = ? AND t0 = ?", deletes)
-        conn.executemany("INSERT INTO blocks (series_id, t0, t1, n, ts, val) VALUES (?, ?, ?, ?, ?, ?)",
-                         inserts)
+        lo = _FULL[0] if lo is None else lo
+        hi = _FULL[1] if hi is None else hi
+        for s in sorted(ids):
+            # NULL is how SQLite stores NaN; 'nan' text becomes NaN in the float field
+            arr = np.fromiter(conn.execute(
+                "SELECT ts, ifnull(value, 'nan') FROM sample_rows WHERE series_id = ? AND ts >= ? "
+                "AND ts < ?", (s, lo, hi)), dtype=_SAMPLE)
+            if len(arr):
+                yield np.full(len(arr), s, dtype=np.int64), arr["ts"], arr["value"]
+
+    def _rollup_merge(self, rows):
+        _insert_rollup(self._c(), rows, merge=True)
+
+    def _rollup_replace(self, spans, rows):
+        conn = self._c()
+        conn.executemany("DELETE FROM rollup_1h WHERE series_id = ? AND bucket >= ? AND bucket <= ?",
+                         spans)
+        _insert_rollup(conn, rows, merge=False)
+
+    def _read_rollup(self, ids, lo, hi):
+        conn = self._c()
+        lo = _FULL[0] if lo is None else lo
+        hi = _FULL[1] if hi is None else hi
+        parts = [np.fromiter(conn.execute(
+            "SELECT series_id, bucket, cnt, nfin, sum, first_ts, last_ts, ifnull(last_value, 'nan')"
+            " FROM rollup_1h WHERE series_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
+            (s, lo, hi)), dtype=ROLLUP_DTYPE) for s in sorted(ids)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=ROLLUP_DTYPE)
 
     def _series_rows(self):
         return [tuple(r) for r in self._c().execute(
-            "SELECT id, source, metric, labels, kind, unit FROM series")]
-
-    def _read_blocks(self, ids, lo, hi) -> Iterable[tuple[int, bytes, bytes]]:
-        conn = self._c()
-        for i in range(0, len(ids), _IDS_PER_QUERY):
-            chunk = sorted(ids[i:i + _IDS_PER_QUERY])
-            marks = ",".join("?" * len(chunk))
-            yield from conn.execute(
-                f"SELECT series_id, ts, val FROM blocks WHERE series_id IN ({marks}) "
-                "AND t1 >= ? AND t0 < ? ORDER BY series_id, t0", (*chunk, lo, hi))
+            "SELECT id, source, metric, labels, kind, unit FROM series_key")]
 
     def _series_stats(self):
         return {int(r[0]): (int(r[1]), r[2], r[3]) for r in self._c().execute(
-            "SELECT series_id, sum(n), min(t0), max(t1) FROM blocks GROUP BY series_id")}
+            "SELECT series_id, sum(cnt), min(first_ts), max(last_ts) FROM rollup_1h "
+            "GROUP BY series_id")}
