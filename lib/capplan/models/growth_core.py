@@ -112,7 +112,8 @@ def season_profile(zf: np.ndarray, o: int, m: int, kmax: int) -> np.ndarray | No
     return out
 
 
-def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int) -> np.ndarray | None:
+def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int,
+                   Sd: np.ndarray | None = None) -> np.ndarray | None:
     """Weekly profile (length m, by phase t % m) that needs only two weeks: the daily profile plus
     the weekly departure from it, shrunk toward the daily profile (issue 12 item 3).
 
@@ -125,7 +126,8 @@ def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int) -> np.
     real weekly cycle is kept from two weeks on, a noisy one fades toward the daily profile.
     With fewer than two weeks it *is* the daily profile.  None without a daily profile.
     """
-    Sd = season_profile(zf, o, m_day, KMAX["day"])
+    if Sd is None:
+        Sd = season_profile(zf, o, m_day, KMAX["day"])
     if Sd is None:
         return None
     base = Sd[np.arange(m) % m_day]
@@ -138,7 +140,9 @@ def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int) -> np.
     ma_valid = (cs[m:] - cs[:-m]) / m                  # centred at i + m/2
     pos = np.arange(ma_valid.size) + m / 2
     if ma_valid.size >= 2:
-        b1, b0 = np.polyfit(pos, ma_valid, 1)
+        pc = pos - pos.mean()
+        b1 = float(np.dot(pc, ma_valid - ma_valid.mean()) / np.dot(pc, pc))
+        b0 = float(ma_valid.mean() - b1 * pos.mean())
     else:
         b1, b0 = 0.0, float(ma_valid[0])
     ma = b0 + b1 * np.arange(x.size)
@@ -211,9 +215,11 @@ class Prepared:
 
 
 def prepare(zf: np.ndarray, o: int, m: int, kmax: int, L: int, t_start: int,
-            l_start: int = 0, m_day: int = 0) -> Prepared | None:
+            l_start: int = 0, m_day: int = 0, day: dict | None = None) -> Prepared | None:
+    """``day``: {origin: daily profile} already computed for this transform (reused by the weekly
+    profile)."""
     if m and m_day and m > m_day:
-        S = weekly_profile(zf, o, m, kmax, m_day)
+        S = weekly_profile(zf, o, m, kmax, m_day, None if day is None else day.get(o))
         if S is None:
             return None
     elif m:
@@ -589,8 +595,15 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         if key not in prep_cache:
             kmax = KMAX.get(periods.get(m, ""), 6)
             md = m_day if periods.get(m) == "week" else 0
-            folds = [prepare(zf[t], o, m, kmax, L, t_start(o), l_start(o), md) for o in origins]
-            final = prepare(zf[t], n, m, kmax, L, t_start(n), l_start(n), md)
+            day = None
+            if md:
+                dp = prepared(t, m_day)
+                if dp is not None:
+                    day = {p.o: p.S for p in dp[0]}
+                    day[n] = dp[1].S
+            folds = [prepare(zf[t], o, m, kmax, L, t_start(o), l_start(o), md, day)
+                     for o in origins]
+            final = prepare(zf[t], n, m, kmax, L, t_start(n), l_start(n), md, day)
             if final is None or any(p is None for p in folds):
                 prep_cache[key] = None
             else:
