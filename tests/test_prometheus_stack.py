@@ -27,7 +27,7 @@ from capplan.core.frame import concat_frames
 from capplan.errors import ConfigError
 from capplan.models import histogram as h
 
-LOAD_S = 12.0
+LOAD_S = 9.0
 WORKERS = 6
 LO, HI = 0.005, 0.195
 FIGURES: dict = {}
@@ -208,3 +208,67 @@ def test_invalid_promql_quotes_prometheus_and_the_query(api_stack, monkeypatch):
     assert "params/x.yaml" in msg and "prometheus.queries.bad" in msg
     cfg["queries"][0]["promql"] = 'sum(rate(http_requests_total{job="api"}[5m]))'
     assert promql.validate_queries(cfg) == ["bad"]
+
+
+# -- params/prometheus.yaml and `capplan run` ----------------------------------------------------
+def _params_copy(tmp_path, **prom_overrides):
+    import yaml
+
+    from conftest import ROOT
+
+    raw = yaml.safe_load((ROOT / "params" / "prometheus.yaml").read_text())
+    raw["prometheus"].update(prom_overrides)
+    path = tmp_path / "prometheus.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path, raw
+
+
+def test_shipped_node_queries_equal_the_preset(tmp_path):
+    _path, raw = _params_copy(tmp_path)
+    shipped = {q["name"]: q["promql"] for q in raw["prometheus"]["queries"]
+               if q["name"].startswith("node_")}
+    preset = {q.name: q.promql for q in promql.preset_queries(["node_exporter"],
+                                                              node_selector='job="node"')}
+    assert shipped == preset
+
+
+def test_invalid_promql_exits_2_before_any_notebook(api_stack, tmp_path, monkeypatch, capsys):
+    from capplan.cli import main
+
+    monkeypatch.setenv("PROMETHEUS_URL", api_stack["stack"].prometheus_url)
+    path, raw = _params_copy(tmp_path)
+    raw["prometheus"]["queries"][0]["promql"] = 'sum(rate(http_requests_total{job="api"}[5m])'
+    import yaml
+
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = tmp_path / "outputs"
+    code = main(["run", str(path), "--outputs", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unclosed left parenthesis" in err and "api_request_rate" in err
+    assert not any(out.glob("*/*/*.ipynb")), "a notebook ran"
+
+
+def test_report_from_params_file_against_the_stack(api_stack, tmp_path, monkeypatch):
+    """The shipped params file (window shortened to the stack's few minutes, 1 s step) gives a
+    report with an API request-rate runway and a p95 latency target."""
+    import json
+
+    from capplan.runner.run import run_report
+
+    monkeypatch.setenv("PROMETHEUS_URL", api_stack["stack"].prometheus_url)
+    path, _raw = _params_copy(tmp_path, days=0.004, step=1)
+    res = run_report(path, outputs=tmp_path / "outputs", cell_timeout_s=300)
+    assert res.status in ("ok", "degraded"), res.notebooks
+    summary = json.loads((res.run_dir / "summary.json").read_text())
+    runway = {f["label"]: f for f in summary["sections"]["runway"]}
+    targets = {f["label"]: f for f in summary["sections"]["targets"]}
+    rate = runway["API request rate"]
+    assert rate["value"] > 0 and rate["extra"]["limit"] == 350
+    p95 = targets["API p95 latency"]
+    assert p95["value"] is not None and 0.1 < p95["value"] < 0.3
+    assert runway["CPU (busy cores)"]["extra"]["limit"] == 2
+    md = (res.run_dir / "report.md").read_text()
+    assert "API request rate" in md and "API p95 latency" in md
+    FIGURES.update(report_rate=round(rate["value"], 2), report_p95_s=round(p95["value"], 4),
+                   report_runway_status=rate["status"], report_target_status=p95["status"])
