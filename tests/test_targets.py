@@ -295,7 +295,7 @@ def test_findings_sort_most_severe_first(targets):
     assert [f.status for f in ordered] == ["misses", "misses", "at risk",
                                            "insufficient evidence", "meets"]
     assert ordered[0].critical and not ordered[1].critical
-    assert STATUSES == ("misses", "at risk", "insufficient evidence", "meets")
+    assert STATUSES == ("misses", "stale", "at risk", "insufficient evidence", "meets")
     assert [d["status"] for d in sort_findings([f.to_dict() for f in found])] == \
         [f.status for f in ordered]
 

@@ -32,7 +32,8 @@ from capplan.core.rates import (RatioEstimate, bucket_rate, counter_increase, ra
                            resets_from_start_time)
 
 __all__ = ["RATIOS", "SUMS", "data_end", "Evidence", "Increases", "load_series", "load_ratio",
-           "ratio_series", "counter_increases", "describe_store"]
+           "ratio_series", "counter_increases", "describe_store", "Windows", "windows_for",
+           "inclusive", "choose_block", "ratio_blocks", "raw_series", "RawSeries", "block_labels"]
 
 #: ratio name -> (numerator counter, other counter, "other" means complement (hits/misses) or
 #: "total" means the second counter is the total and the ratio is 1 - num/total)
@@ -218,3 +219,114 @@ def data_end(store) -> pd.Timestamp | None:
     """The newest sample in the store: the report's "now"."""
     s = store.series()
     return None if s.empty else pd.Timestamp(s["last"].max())
+
+
+# ------------------------------------------------------------------------- windows and blocks
+
+
+def inclusive(end):
+    """A window end for the store's half-open queries that keeps the end sample itself."""
+    return None if end is None else pd.Timestamp(end) + pd.Timedelta(1, "ns")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The current window (the last ``current_days`` up to the newest sample, end included) and
+    the baseline (the first ``baseline_days``), which never overlap: when the history is too
+    short for both, ``baseline`` is None and ``why`` says "no baseline: N of M days"."""
+
+    current: tuple[pd.Timestamp, pd.Timestamp]
+    baseline: tuple[pd.Timestamp, pd.Timestamp] | None
+    why: str | None = None
+
+
+def windows_for(start: pd.Timestamp, end: pd.Timestamp, *, baseline_days: float,
+                current_days: float) -> Windows:
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    # (end - current_days, end]: the start is exclusive, so the window holds whole days
+    cur = (max(start, end - pd.Timedelta(days=current_days) + pd.Timedelta(1, "ns")), end)
+    span_days = (end - start) / pd.Timedelta(days=1)
+    need = baseline_days + current_days
+    if span_days < need:
+        return Windows(cur, None, f"no baseline: {span_days:.3g} of {need:g} days of history "
+                                  f"(baseline {baseline_days:g} d + current {current_days:g} d)")
+    # the baseline ends strictly before the current window starts
+    base_end = min(start + pd.Timedelta(days=baseline_days), cur[0] - pd.Timedelta(1, "ns"))
+    return Windows(cur, (start, base_end))
+
+
+def choose_block(start, end, min_blocks: int) -> str:
+    """``day`` when the window holds at least ``min_blocks`` days, else ``hour``."""
+    if start is None or end is None:
+        return "hour"
+    return "day" if (pd.Timestamp(end) - pd.Timestamp(start)) >= pd.Timedelta(days=min_blocks) \
+        else "hour"
+
+
+_BLOCK_FREQ = {"hour": "1h", "day": "1D"}
+
+
+def ratio_blocks(store, name: str, *, start, end, source: str | None = None,
+                 block: str = "hour") -> tuple[np.ndarray, np.ndarray, Increases]:
+    """(successes, events) per time block of a ratio in :data:`RATIOS`, end sample included,
+    with the numerator's :class:`Increases` (samples, first and last sample seen)."""
+    k, other, meta = _ratio_parts(store, name, start, inclusive(end), source)
+    a = k.groupby(block_labels(k.index, end, block)).sum()
+    b = other.groupby(block_labels(other.index, end, block)).sum()
+    g = pd.concat([a.rename("a"), b.rename("b")], axis=1).fillna(0.0).sort_index(ascending=False)
+    succ = g["a"].to_numpy(float)
+    return succ, succ + g["b"].to_numpy(float), meta
+
+
+def block_labels(index: pd.DatetimeIndex, end, block: str) -> np.ndarray:
+    """Block number of each timestamp counted back from the window end: the window
+    ``(end - k·block, end]`` splits into whole blocks, the newest being block 0."""
+    step = pd.Timedelta(_BLOCK_FREQ[block]).value
+    back = pd.Timestamp(end).value - index.asi8
+    return back // step
+
+
+@dataclass(frozen=True)
+class RawSeries:
+    """A quantity at the resolution it was sampled at (several series summed per timestamp;
+    counters as per-interval rates), with its sampling interval in seconds."""
+
+    series: pd.Series
+    sampling_s: float | None
+    source: str
+    n_samples: int
+
+    @property
+    def newest(self) -> pd.Timestamp | None:
+        return None if self.series.empty else self.series.index.max()
+
+    @property
+    def oldest(self) -> pd.Timestamp | None:
+        return None if self.series.empty else self.series.index.min()
+
+
+def raw_series(store, name: str, *, start=None, end=None, source: str | None = None) -> RawSeries:
+    """A stored gauge (or a counter's per-interval rate, for ``<x>_per_second``) at its own
+    resolution, end sample included; :class:`InsufficientData` when nothing is stored."""
+    from capplan.core.rates import counter_rate
+
+    per_second = name.endswith("_per_second") and name not in SUMS
+    base = (name[: -len("_per_second")] + "_total") if per_second else SUMS.get(name, name)
+    raw = _read(store, base, start, inclusive(end), source)
+    if raw.empty:
+        raise InsufficientData(f"no samples of '{base}' in the store"
+                               + (f" from source '{source}'" if source else "")
+                               + (f" between {start} and {end}" if start or end else ""),
+                               hint="collect it first (notebook 01-collect) or fix the metric name")
+    parts = []
+    for i, ((src, _m, _l), rows) in enumerate(raw.groupby(list(SERIES_KEY), sort=False)):
+        s = rows.set_index("timestamp")["value"].sort_index()
+        if per_second:
+            s = counter_rate(s, resets=_resets_for(store, src, start, inclusive(end)))
+        parts.append(s.rename(i))
+    wide = pd.concat(parts, axis=1).sort_index()
+    series = wide.sum(axis=1, min_count=1).dropna()
+    series.name = name
+    steps = np.diff(series.index.asi8) / 1e9 if len(series) > 1 else np.array([])
+    sampling = float(np.median(steps)) if steps.size else None
+    return RawSeries(series, sampling, ",".join(sorted(set(raw["source"]))), int(len(raw)))

@@ -34,14 +34,50 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["SUMMARY_SCHEMA", "Finding", "fmt", "fmt_interval", "fmt_date", "save_findings",
-           "load_findings", "write_summary", "read_summary", "SEVERITY"]
+           "load_findings", "write_summary", "read_summary", "SEVERITY", "STATUS_WORDS",
+           "P_CROSS_AT_RISK", "runway_status", "fmt_time", "fmt_window"]
 
 SUMMARY_SCHEMA = 1
 #: status -> severity rank (higher is worse), used to order the executive summary
-SEVERITY = {"misses": 4, "critical": 4, "worse": 4, "crosses": 3, "at risk": 3,
+SEVERITY = {"failed": 5, "misses": 4, "critical": 4, "worse": 4, "already over limit": 4,
+            "stale": 3, "crosses": 3, "at risk": 3,
             "insufficient evidence": 2, "insufficient data": 2, "not within horizon": 1,
             "meets": 0, "better": 0, "no detectable change": 0, "increased": 0, "decreased": 0,
-            "info": 0, None: 0}
+            "no limit": 0, "info": 0, None: 0}
+
+#: THE status vocabulary of capplan: every status a finding, the notebook, the CLI or the report
+#: shows, with what it means.  Other modules import these words instead of spelling them.
+STATUS_WORDS: dict[str, str] = {
+    "failed": "the source could not be read during this run",
+    "misses": "the whole interval (or a reading) is on the bad side of the target",
+    "critical": "a miss past the critical threshold",
+    "stale": "the source failed this run or its newest sample is too old: no status is claimed",
+    "at risk": "meets the target but reaches its warning zone; for a runway: the forecast stays "
+               "below the limit but the calibrated paths cross it with probability >= 20%",
+    "crosses": "the forecast reaches the limit within the horizon",
+    "already over limit": "the current value is past the limit",
+    "insufficient evidence": "the data cannot support a status (too few blocks, no interval)",
+    "insufficient data": "too little history for a forecast or a fit",
+    "not within horizon": "the forecast stays below the limit up to the horizon",
+    "meets": "the whole interval is on the good side of the target",
+    "no limit": "no limit is known for the resource",
+    "worse": "a regression since the previous phase", "better": "an improvement",
+    "no detectable change": "the change is within the noise",
+    "increased": "went up (no good direction)", "decreased": "went down (no good direction)",
+    "info": "a figure without a target",
+}
+
+#: A resource whose forecast stays under its limit is still "at risk" when the calibrated paths
+#: cross it within the horizon with at least this probability.
+P_CROSS_AT_RISK = 0.2
+
+
+def runway_status(status: str | None, p_cross: float | None) -> str | None:
+    """The one word for a runway finding: "not within horizon" becomes "at risk" when the
+    calibrated paths cross the limit with probability >= :data:`P_CROSS_AT_RISK`."""
+    if status == "not within horizon" and (p_cross or 0.0) >= P_CROSS_AT_RISK:
+        return "at risk"
+    return status
 
 _BYTES = [("TiB", 2 ** 40), ("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)]
 
@@ -103,6 +139,22 @@ def fmt_date(ts: Any) -> str:
     return pd.Timestamp(ts).strftime("%Y-%m-%d")
 
 
+def fmt_window(a: Any, b: Any) -> str:
+    """Dates of a window as the data was seen; times too when it spans less than two days."""
+    if a is None or b is None:
+        return f"{fmt_date(a)} – {fmt_date(b)}"
+    if pd.Timestamp(b) - pd.Timestamp(a) < pd.Timedelta(days=2):
+        return f"{fmt_time(a)} – {fmt_time(b)}"
+    return f"{fmt_date(a)} – {fmt_date(b)}"
+
+
+def fmt_time(ts: Any) -> str:
+    """``2026-12-01 20:43 UTC`` (for "no data since ...")."""
+    if ts is None:
+        return "never"
+    return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def jsonable(obj: Any) -> Any:
     """JSON-safe: timestamps to ISO, NaN/inf to null, numpy scalars to Python."""
     if isinstance(obj, dict):
@@ -147,7 +199,7 @@ class Finding:
         if self.n is not None:
             disp["n"] = f"{float(self.n):,.0f}"
         if self.window is not None and self.window[0] is not None:
-            disp["window"] = f"{fmt_date(self.window[0])} – {fmt_date(self.window[1])}"
+            disp["window"] = fmt_window(self.window[0], self.window[1])
         disp.update({k: v for k, v in self.extra.get("display", {}).items()})
         d["display"] = disp
         return jsonable(d)

@@ -72,13 +72,16 @@ def analyse_scaling(points: pd.DataFrame, origin: str, *, store=None, load_metri
     src = f"loadtest:{tools}"
     window = (pts["started_at"].min(), pts["started_at"].max()) if "started_at" in pts and \
         pts["started_at"].notna().any() else None
+    workload = _workload(pts, origin, src, window)
     try:
         fit = fit_usl(pts["concurrency"].to_numpy(float), pts["throughput_per_s"].to_numpy(float))
     except InsufficientData as exc:
         f = Finding("scaling.fit", "scaling", "USL fit", status="insufficient data",
                     detail=exc.message, n=float(len(pts)), source=src)
-        return ScalingOutcome(points, pd.DataFrame(), [f], [], [exc.message])
+        return ScalingOutcome(points, pd.DataFrame(), [workload, f, _points_table(pts, src, exc.message)],
+                              [], [exc.message])
     n = float(fit.n_points)
+    n_max = float(pts["concurrency"].max())
     base = dict(section="scaling", n=n, window=window, source=src)
     unit = "per_second"
     fs = [
@@ -110,6 +113,8 @@ def analyse_scaling(points: pd.DataFrame, origin: str, *, store=None, load_metri
         g = Finding("scaling.x_at_latency", label=f"Throughput where mean latency reaches "
                     f"{fmt(latency_target_s, 'seconds')}", value=x_at, unit=unit,
                     status="info" if x_at else "insufficient data", detail=why, **base)
+        if n_at is not None and n_at > EXTRAPOLATION_FACTOR * n_max:
+            f, g = _extrapolated(f, n_max), _extrapolated(g, n_max)
         fs += [f, g]
         rows += [{"quantity": f.label, "value": fmt(n_at, "count"), "95% interval": "n/a"},
                  {"quantity": g.label, "value": fmt(x_at, unit), "95% interval": "n/a"}]
@@ -120,6 +125,9 @@ def analyse_scaling(points: pd.DataFrame, origin: str, *, store=None, load_metri
         except CapplanError as exc:
             warnings.append(f"target load not computed: {exc.message}")
             with_store = []
+        with_store = [_extrapolated(f, n_max) if f.id == "scaling.instances_needed" and
+                      (f.extra.get("plan") or {}).get("concurrency_per_instance", 0) >
+                      EXTRAPOLATION_FACTOR * n_max else f for f in with_store]
         fs += with_store
         rows += [{"quantity": f.label, "value": f.to_dict()["display"]["value"],
                   "95% interval": f.to_dict()["display"].get("interval") or "n/a"} for f in with_store]
@@ -132,8 +140,80 @@ def analyse_scaling(points: pd.DataFrame, origin: str, *, store=None, load_metri
     meta = {"origin": origin, "fit": fit.to_dict(), "figure": fig_path,
             "points": pts[[c for c in ("concurrency", "throughput_per_s", "latency_mean_s",
                                        "latency_p95_s", "errors") if c in pts]].to_dict("records")}
-    return ScalingOutcome(points, pd.DataFrame(rows), fs, [fig_path] if fig_path else [], warnings,
+    meta["workload"] = workload.extra.get("workload")
+    return ScalingOutcome(points, pd.DataFrame(rows), [workload] + fs,
+                          [fig_path] if fig_path else [], warnings,
                           meta=meta, figure_ids={"usl": fig_path} if fig_path else {})
+
+
+#: A quantity at a concurrency beyond this multiple of the largest tested level is extrapolated.
+EXTRAPOLATION_FACTOR = 2.0
+
+
+def _extrapolated(f: Finding, n_max: float) -> Finding:
+    """The finding marked extrapolated: the executive summary shows no point estimate for it."""
+    from dataclasses import replace
+
+    text = (f"extrapolated beyond {EXTRAPOLATION_FACTOR:g}× the largest tested level "
+            f"({fmt(n_max, 'count')} clients): no point estimate")
+    disp = {**f.extra.get("display", {}), "extrapolated": text}
+    return replace(f, status="insufficient evidence",
+                   detail=(f.detail + "; " if f.detail else "") + text,
+                   extra={**f.extra, "extrapolated": True, "tested_max": n_max, "display": disp})
+
+
+def _placement(pts: pd.DataFrame, origin: str) -> str:
+    from capplan.loadtest.demo import demo_pgbench_sweep_info
+
+    if origin.startswith("recorded pgbench sweep"):
+        cmd = str(demo_pgbench_sweep_info().get("pgbench_command_per_level", ""))
+        if "127.0.0.1" in cmd or "localhost" in cmd:
+            return "clients on the database host (loopback)"
+    for col in ("client_host", "placement"):
+        if col in pts and pts[col].notna().any():
+            return f"clients on {pts[col].dropna().astype(str).iloc[0]}"
+    return "client placement not recorded in the file"
+
+
+def _workload(pts: pd.DataFrame, origin: str, src: str, window) -> Finding:
+    """The conditions of the load test: tool, script or scenario, client placement, duration per
+    level and the tested concurrency range (the scaling figures hold only for them)."""
+    col = lambda c: sorted(set(pts[c].dropna().astype(str))) if c in pts else []  # noqa: E731
+    tool = ", ".join(col("tool")) or "unknown tool"
+    scen = ", ".join(col("scenario")) or "scenario not recorded"
+    dur = pts["duration_s"].dropna() if "duration_s" in pts else pd.Series(dtype=float)
+    dur_text = ("duration per level not recorded" if dur.empty else
+                f"{fmt(float(dur.median()), 'seconds')} per level")
+    c = pts["concurrency"].dropna()
+    levels = int(c.nunique())
+    rng = (f"{fmt(float(c.min()), 'count')}–{fmt(float(c.max()), 'count')} concurrent clients "
+           f"({levels} level{'s' if levels != 1 else ''}, {len(c)} point{'s' if len(c) != 1 else ''})"
+           if len(c) else "no concurrency levels")
+    placement = _placement(pts, origin)
+    text = f"{tool}, {scen}, {placement}, {dur_text}, {rng}; from {origin}"
+    wl = {"tool": tool, "scenario": scen, "placement": placement,
+          "duration_per_level_s": None if dur.empty else float(dur.median()),
+          "concurrency_min": None if c.empty else float(c.min()),
+          "concurrency_max": None if c.empty else float(c.max()), "levels": levels,
+          "points": int(len(c)), "origin": origin}
+    return Finding("scaling.workload", "scaling", "Load-test workload", status="info",
+                   detail=text, n=float(len(c)), window=window, source=src,
+                   extra={"workload": wl, "display": {"value": text}})
+
+
+def _points_table(pts: pd.DataFrame, src: str, why: str) -> Finding:
+    """The parsed load points as a table (shown when there are too few for a fit)."""
+    cols = [("concurrency", "Concurrency", "count"), ("throughput_per_s", "Throughput", "per_second"),
+            ("latency_mean_s", "Mean latency", "seconds"), ("latency_p95_s", "p95 latency", "seconds"),
+            ("errors", "Errors", "count"), ("duration_s", "Duration", "seconds")]
+    cols = [c for c in cols if c[0] in pts and pts[c[0]].notna().any()]
+    rows = [[fmt(r[c], u) if pd.notna(r[c]) else "n/a" for c, _h, u in cols]
+            for _i, r in pts.iterrows()]
+    raw = pts[[c for c, _h, _u in cols]].to_dict("records")
+    return Finding("scaling.points", "scaling", "Load points", status="info",
+                   detail=f"The {len(rows)} parsed load point(s) ({why})", n=float(len(rows)),
+                   source=src, extra={"points": raw, "display_columns": [h for _c, h, _u in cols],
+                                      "display_rows": rows})
 
 
 def _instances_for_target(fit, st, load_metric, multiplier, latency_target_s):

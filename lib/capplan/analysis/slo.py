@@ -122,13 +122,17 @@ class SloStatus:
 def evaluate_slo(good: float, total: float, objective: float, window: pd.Timedelta,
                  elapsed: pd.Timedelta, *, name: str = "SLO", slo: str = "availability",
                  warn: float | None = None, as_of: pd.Timestamp | None = None,
-                 conf: float = 0.95) -> SloStatus:
+                 conf: float = 0.95, blocks=None) -> SloStatus:
     """Evaluate an SLO from ``good`` of ``total`` events seen over ``elapsed`` of its ``window``.
 
     ``objective`` is the minimum good fraction (availability, latency SLOs) or, with
     ``slo="error_rate"``, the maximum bad fraction; ``warn`` is in the same terms.  ``as_of`` (the
     time the counts were taken) turns the time to exhaustion into a date.  Raises ValueError when
     counts are impossible or ``elapsed`` is not within (0, window] (pass the last window only).
+
+    ``blocks`` (a :class:`capplan.models.blocks.BlockEstimate` of the good fraction per time
+    block) replaces the Wilson interval, which treats every event as an independent trial, by
+    the between-block interval; too few blocks make the status "insufficient evidence".
     """
     check_counts(good, total)
     if slo not in SLO_KINDS:
@@ -152,15 +156,27 @@ def evaluate_slo(good: float, total: float, objective: float, window: pd.Timedel
         reason = f"{name}: no events in the window"
     else:
         avail = good / total
-        lo, hi = wilson_interval(good, total, z=z_for(conf))
+        if blocks is None:
+            lo, hi = wilson_interval(good, total, z=z_for(conf))
+        else:
+            lo, hi = blocks.lo, blocks.hi
         burn = (bad / total) / budget
-        b_lo, b_hi = (1 - hi) / budget, (1 - lo) / budget
+        b_lo, b_hi = (None, None) if lo is None else ((1 - hi) / budget, (1 - lo) / budget)
         budget_events = budget * total / frac
         remaining = budget_events - bad
         consumed = burn * frac
         status, _ = classify_status(lo, hi, "min", avail_obj, avail_warn, None)
-        reason = _slo_reason(err, good, total, bad, avail, lo, hi, objective, warn, status,
-                             burn, consumed, conf, digits)
+        if lo is None:
+            reason = (f"{fmt_count(good)}/{fmt_count(total)} good = "
+                      f"{fmt_value(avail, 'ratio', digits=digits)}: insufficient evidence: "
+                      f"{blocks.reason}; burn rate {burn:.2f}")
+        else:
+            reason = _slo_reason(err, good, total, bad, avail, lo, hi, objective, warn, status,
+                                 burn, consumed, conf, digits)
+            if blocks is not None:
+                from capplan.models.blocks import blocks_text
+
+                reason += f" ({blocks.method} over {blocks_text(blocks.n_blocks, blocks.block)})"
     tte = at = None
     exhausted = consumed is not None and consumed >= 1 - 1e-12
     if exhausted:
@@ -200,11 +216,12 @@ def _slo_reason(err, good, total, bad, avail, lo, hi, objective, warn, status, b
 
 
 def evaluate_slo_target(target: Target, good: float, total: float, elapsed: pd.Timedelta, *,
-                        as_of: pd.Timestamp | None = None, conf: float = 0.95) -> SloStatus:
+                        as_of: pd.Timestamp | None = None, conf: float = 0.95,
+                        blocks=None) -> SloStatus:
     """:func:`evaluate_slo` with objective, window, kind and warn taken from an SLO ``target``."""
     if not target.is_slo:
         raise ValueError(f"target {target.name!r} is not an SLO")
     return evaluate_slo(good, total, target.bound, target.window, elapsed, name=target.name,
-                        slo=target.slo, warn=target.warn, as_of=as_of, conf=conf)
+                        slo=target.slo, warn=target.warn, as_of=as_of, conf=conf, blocks=blocks)
 
 

@@ -21,14 +21,12 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import CapplanError, InsufficientData
-from capplan.analysis.findings import (SEVERITY, Finding, fmt, fmt_date, fmt_interval, load_findings,
-                              read_summary, write_summary)
+from capplan.analysis.findings import (P_CROSS_AT_RISK, SEVERITY, Finding, fmt, fmt_date,
+                                       fmt_interval, fmt_time, fmt_window, load_findings,
+                                       read_summary, runway_status, write_summary)
 
 __all__ = ["build_summary", "evaluate_targets", "statements", "P_CROSS_AT_RISK"]
 
-#: A resource whose forecast stays under its limit is still "at risk" when the calibrated paths
-#: cross it within the horizon with at least this probability.
-P_CROSS_AT_RISK = 0.2
 
 
 def _slug(text: str) -> str:
@@ -44,52 +42,157 @@ def _target_text(t) -> str:
 
 
 def _evaluate_window(st, t, start, end):
-    """(TargetStatus, window, samples or None) of a threshold target on one window.
+    """(TargetStatus, window seen, samples or None, newest sample) of a threshold target on one
+    window (end sample included).  Intervals come from between-block variation
+    (:mod:`capplan.models.blocks`); peaks are raw readings.
 
     Raises :class:`InsufficientData` when the window holds no samples of the metric.
     """
-    from capplan.analysis.evidence import RATIOS, SUMS, load_ratio, load_series
-    from capplan.analysis.targets import evaluate_proportion, evaluate_samples
+    from capplan.analysis.evidence import (RATIOS, block_labels, choose_block, ratio_blocks,
+                                           raw_series)
+    from capplan.analysis.targets import evaluate_blocks, evaluate_peak, evaluate_value
+    from capplan.models.blocks import MIN_BLOCKS, block_mean, block_quantile, block_ratio
 
+    block = choose_block(start, end, MIN_BLOCKS)
     if t.metric in RATIOS or t.statistic == "ratio":
-        est = load_ratio(st, t.metric, start=start, end=end, source=t.source)
-        return evaluate_proportion(est.successes, est.n, t), (est.start, est.end), None
-    if t.metric.endswith("_per_second") or t.metric in SUMS:
-        samples = load_series(st, t.metric, start=start, end=end, grain="5min",
-                              source=t.source).series.to_numpy()
+        succ, tot, meta = ratio_blocks(st, t.metric, start=start, end=end, source=t.source,
+                                       block=block)
+        be = block_ratio(succ, tot, block=block)
+        num, other, _how = RATIOS[t.metric]
+        res = evaluate_blocks(be, t, estimand=f"{t.metric.replace('_', ' ')} (Σ{num} over "
+                                              "all events, per block)",
+                              samples=meta.n_samples, requests=float(tot.sum()))
+        return res, (meta.start, meta.end), None, meta.end
+    raw = raw_series(st, t.metric, start=start, end=end, source=t.source)
+    x = raw.series
+    window = (raw.oldest, raw.newest)
+    if t.statistic in ("max", "min"):
+        return (evaluate_peak(x, t, sampling_s=raw.sampling_s, min_blocks=MIN_BLOCKS, end=end),
+                window, x.to_numpy(), raw.newest)
+    if t.statistic == "last":
+        v = float(x.iloc[-1])
+        res = evaluate_value(v, v, v, 1, t, method="latest reading")
+        return res, window, x.to_numpy(), raw.newest
+    labels = block_labels(x.index, end, block)
+    q = t.quantile
+    if q is not None:
+        be = block_quantile(x.to_numpy(), labels, q, block=block)
+        estimand = f"{t.statistic} of the readings"
     else:
-        raw = st.query(t.metric, source=t.source, start=start, end=end)
-        if raw.empty:
-            raise InsufficientData(f"no samples of '{t.metric}' between {fmt_date(start)} and "
-                                   f"{fmt_date(end)}", hint="check the metric name and the windows")
-        samples = raw.sort_values("timestamp")["value"].to_numpy()
-    return evaluate_samples(samples, t), (start, end), samples
+        be = block_mean(x.to_numpy(), labels, block=block)
+        estimand = "mean of the readings"
+    return (evaluate_blocks(be, t, estimand=estimand, samples=int(x.size)), window, x.to_numpy(),
+            raw.newest)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What "now" is for the report, how old data may be, and which sources failed this run
+    (from the collect step's meta: ``as_of``, ``stale_after_s``, ``failed_sources``)."""
+
+    as_of: pd.Timestamp | None
+    stale_after_s: float | None
+    failed: dict
+
+    @classmethod
+    def from_meta(cls, meta: dict, end) -> "Freshness":
+        as_of = meta.get("as_of")
+        failed = {f["source"]: f for f in meta.get("failed_sources", []) or []
+                  if not f.get("produced")}
+        return cls(pd.Timestamp(as_of) if as_of else end, meta.get("stale_after_s"), failed)
+
+    def check(self, newest, sources: str | None, metric: str | None) -> tuple[dict, str | None]:
+        """(freshness record, stale reason or None) of a finding whose newest sample is
+        ``newest`` and whose data came from ``sources`` (comma-separated)."""
+        age = None if newest is None or self.as_of is None else \
+            max(0.0, (self.as_of - pd.Timestamp(newest)).total_seconds())
+        rec = {"newest_sample": newest, "age_s": age, "as_of": self.as_of,
+               "stale_after_s": self.stale_after_s,
+               "age": "n/a" if age is None else fmt_age(age)}
+        names = [x for x in (sources or "").split(",") if x]
+        hit = [self.failed[n] for n in names if n in self.failed]
+        if not names and metric:
+            hit = [f for src, f in self.failed.items() if _family(src) == _family_of_metric(metric)]
+        if hit:
+            f = hit[0]
+            return rec, (f"stale: no data since {fmt_time(newest)}: source {f['source']} failed "
+                         f"during this run ({f.get('error')})")
+        if age is not None and self.stale_after_s and age > self.stale_after_s:
+            return rec, (f"stale: no data since {fmt_time(newest)} ({fmt_age(age)} old; data older "
+                         f"than {fmt_age(self.stale_after_s)} is stale)")
+        return rec, None
+
+
+def fmt_age(seconds: float) -> str:
+    from capplan.core.numfmt import fmt_timedelta
+
+    return fmt_timedelta(pd.Timedelta(seconds=float(seconds)))
+
+
+_FAMILY = {"redis": "redis", "postgres": "postgres", "pg": "postgres", "http": "http",
+           "api": "http"}
+
+
+def _family(source: str) -> str:
+    return _FAMILY.get(source.split(":", 1)[0], source.split(":", 1)[0])
+
+
+def _family_of_metric(metric: str) -> str:
+    return _FAMILY.get(metric.split("_", 1)[0], metric.split("_", 1)[0])
+
+
+def _slo_blocks(tot, part, bad_metric: bool, start, end):
+    from capplan.analysis.evidence import choose_block
+    from capplan.models.blocks import MIN_BLOCKS, block_ratio
+
+    from capplan.analysis.evidence import block_labels
+
+    block = choose_block(start, end, MIN_BLOCKS)
+    t = tot.values.groupby(block_labels(tot.values.index, end, block)).sum()
+    p = part.values.groupby(block_labels(part.values.index, end, block)).sum() \
+        .reindex(t.index, fill_value=0)
+    good = (t - p) if bad_metric else p
+    return block_ratio(good.to_numpy(float), t.to_numpy(float), block=block)
+
+
+def _stale(f: Finding, reason: str) -> Finding:
+    """The same finding, status "stale" (never "meets"), the reason first."""
+    from dataclasses import replace
+
+    return replace(f, status="stale", detail=f"{reason}; last evidence: {f.detail}" if f.detail
+                   else reason)
 
 
 def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_days: int,
-                     plots=None) -> list[Finding]:
+                     plots=None, freshness: Freshness | None = None) -> list[Finding]:
     """One finding per target: current status (with interval, n) and the baseline beside it.
 
-    ``plots`` (a :class:`capplan.report.figures.FigureWriter`) draws the SLO and latency figures.
+    Baseline and current never overlap (:func:`capplan.analysis.evidence.windows_for`).
+    ``plots`` (a :class:`capplan.report.figures.FigureWriter`) draws the SLO and latency figures;
+    ``freshness`` marks findings of failed or silent sources "stale".
     """
-    from capplan.analysis.evidence import counter_increases
+    from capplan.analysis.evidence import counter_increases, inclusive, windows_for
     from capplan.analysis.slo import evaluate_slo_target
 
+    fresh = freshness or Freshness(end, None, {})
     out: list[Finding] = []
-    cur_start = end - pd.Timedelta(days=current_days)
-    base_end = start + pd.Timedelta(days=baseline_days)
+    wins = windows_for(start, end, baseline_days=baseline_days, current_days=current_days)
+    cur_start, _ = wins.current
     for t in targets:
         fid = f"target.{_slug(t.name)}"
         try:
             if t.is_slo:
                 span = min(t.window, end - start)
                 w0 = end - span
-                tot = counter_increases(st, t.total_metric, start=w0, end=end, source=t.source)
-                part = counter_increases(st, t.bad_metric or t.good_metric, start=w0, end=end,
-                                         source=t.source)
+                tot = counter_increases(st, t.total_metric, start=w0, end=inclusive(end),
+                                        source=t.source)
+                part = counter_increases(st, t.bad_metric or t.good_metric, start=w0,
+                                         end=inclusive(end), source=t.source)
                 total = tot.total
                 good = total - part.total if t.bad_metric else part.total
-                s = evaluate_slo_target(t, good, total, span, as_of=end)
+                be = _slo_blocks(tot, part, bool(t.bad_metric), w0, end)
+                s = evaluate_slo_target(t, good, total, max(span, pd.Timedelta(seconds=1)),
+                                        as_of=end, blocks=be)
                 d = s.to_dict()
                 fig = None
                 if plots is not None and s.budget_fraction and total > 0:
@@ -100,49 +203,95 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
                     remaining = (1 - cum_bad / allowed.replace(0, np.nan)).dropna()
                     fig = plots.slo(f"slo_{_slug(t.name)}", remaining,
                                     title=f"{t.name}: error budget")
-                out.append(Finding(
+                from capplan.models.blocks import blocks_text
+
+                n_text = (f"{blocks_text(be.n_blocks, be.block)}, {tot.n_samples:,} samples, "
+                          f"{total:,.0f} requests")
+                from capplan.analysis.targets import block_spread
+
+                spread = block_spread(be, t) if t.slo != "error_rate" else None
+                rec, why = fresh.check(tot.end, ",".join(tot.sources), t.total_metric)
+                f = Finding(
                     fid, "targets", t.name, metric=t.total_metric, value=s.value,
-                    unit="ratio", interval=s.interval, n=total, window=(w0, end),
-                    source=None, status=s.status, detail=s.reason,
+                    unit="ratio", interval=None if s.interval[0] is None else s.interval,
+                    n=be.n_blocks, window=(tot.start, tot.end), source=",".join(tot.sources),
+                    status=s.status, detail=s.reason,
                     extra={"kind": "slo", "slo": d, "target": t.to_dict(), "figure": fig,
+                           "blocks": be.to_dict(), "freshness": rec,
+                           "evidence": {"estimand": "good events / all events over the SLO "
+                                                    "window", "blocks": be.n_blocks,
+                                        "block": be.block, "samples": tot.n_samples,
+                                        "requests": total, "n_text": n_text},
                            "display": {"target": _target_text(t), "baseline": "n/a",
+                                       "n": n_text, "age": rec["age"], "spread": spread,
                                        "burn_rate": "n/a" if s.burn_rate is None else f"{s.burn_rate:.2f}",
                                        "budget_remaining": "n/a" if s.consumed_fraction is None
-                                       else f"{max(0.0, 1 - s.consumed_fraction) * 100:.0f}%"}}))
+                                       else f"{max(0.0, 1 - s.consumed_fraction) * 100:.0f}%"}})
+                out.append(_stale(f, why) if why else f)
                 continue
-            cur, window, cur_samples = _evaluate_window(st, t, cur_start, end)
-            try:
-                base, _bw, base_samples = _evaluate_window(st, t, start, base_end)
-            except InsufficientData:
-                base, base_samples = None, None
+            cur, window, cur_samples, newest = _evaluate_window(st, t, cur_start, end)
+            base = base_samples = None
+            base_why = wins.why
+            if wins.baseline is not None:
+                try:
+                    base, _bw, base_samples, _n = _evaluate_window(st, t, *wins.baseline)
+                except InsufficientData as exc:
+                    base_why = exc.message
             fig = None
             if plots is not None and t.unit == "seconds" and cur_samples is not None and base_samples is not None:
                 fig = plots.latency(
                     f"latency_{_slug(t.name)}", base_samples, cur_samples,
                     title=f"{t.name}: baseline vs current",
-                    labels=(f"baseline ({fmt_date(start)} – {fmt_date(base_end)})",
-                            f"current ({fmt_date(cur_start)} – {fmt_date(end)})"),
+                    labels=(f"baseline ({fmt_window(*wins.baseline)})",
+                            f"current ({fmt_window(*window)})"),
                     target=t.bound)
             bd = base.to_dict() if base is not None else None
-            base_disp = "n/a" if base is None else fmt(base.value, base.unit)
+            base_disp = (base_why or "n/a") if base is None else fmt(base.value, base.unit)
             if base is not None and base.lo is not None:
                 base_disp += f" ({fmt_interval(base.lo, base.hi, base.unit)})"
-            out.append(Finding(
+            ev = cur.evidence or {}
+            rec, why = fresh.check(newest, None if t.source is None else t.source, t.metric)
+            if not why and t.source is None:
+                rec, why = fresh.check(newest, _sources_of(st, t.metric, cur_start, end), t.metric)
+            disp = {"target": _target_text(t), "baseline": base_disp, "age": rec["age"]}
+            if ev.get("n_text"):
+                disp["n"] = ev["n_text"]
+            if ev.get("spread"):
+                disp["spread"] = ev["spread"]
+            if ev.get("sampling"):
+                disp["sampling"] = ev["sampling"]
+            f = Finding(
                 fid, "targets", t.name, metric=t.metric, value=cur.value, unit=cur.unit or None,
                 interval=None if cur.lo is None else (cur.lo, cur.hi), n=cur.n, window=window,
-                status=cur.status, detail=cur.reason,
+                source=t.source, status=cur.status, detail=cur.reason,
                 extra={"kind": "threshold", "current": cur.to_dict(), "baseline": bd,
-                       "baseline_window": [start, base_end], "target": t.to_dict(),
-                       "critical": cur.critical, "figure": fig,
-                       "display": {"target": _target_text(t), "baseline": base_disp}}))
+                       "baseline_window": list(wins.baseline) if wins.baseline else None,
+                       "baseline_why": base_why, "target": t.to_dict(),
+                       "critical": cur.critical, "figure": fig, "freshness": rec,
+                       "evidence": ev, "display": disp})
+            out.append(_stale(f, why) if why else f)
         except (CapplanError, ValueError) as exc:  # no data, or counts the SLO math refuses
             msg = getattr(exc, "message", None) or str(exc)
-            out.append(Finding(fid, "targets", t.name, metric=t.metric, status="insufficient evidence",
-                               detail=msg,
-                               extra={"kind": "slo" if t.is_slo else "threshold",
-                                      "target": t.to_dict(),
-                                      "display": {"target": _target_text(t), "baseline": "n/a"}}))
+            f = Finding(fid, "targets", t.name, metric=t.metric, status="insufficient evidence",
+                        detail=msg,
+                        extra={"kind": "slo" if t.is_slo else "threshold",
+                               "target": t.to_dict(),
+                               "display": {"target": _target_text(t), "baseline": "n/a"}})
+            _rec, why = fresh.check(None, t.source, t.metric or t.total_metric)
+            out.append(_stale(f, why) if why else f)
     return out
+
+
+def _sources_of(st, metric: str, start, end) -> str | None:
+    from capplan.analysis.evidence import RATIOS, SUMS
+
+    name = RATIOS[metric][0] if metric in RATIOS else SUMS.get(metric, metric)
+    if name.endswith("_per_second"):
+        name = name[: -len("_per_second")] + "_total"
+    ser = st.series()
+    if ser.empty:
+        return None
+    return ",".join(sorted(set(ser.loc[ser["metric"] == name, "source"]))) or None
 
 
 def _compare_previous(prev: dict, current_sections: dict) -> list[Finding]:
@@ -175,8 +324,18 @@ def _sev(status) -> int:
 
 
 def statements(sections: dict, *, horizon_days: int | None, from_phase: str) -> list[dict]:
-    """Executive-summary sentences from the findings, most severe first."""
+    """Executive-summary sentences from the findings, most severe first.  Each names in
+    ``refs`` the findings whose values and display strings it quotes (and nothing else)."""
     out = []
+    for f in sections.get("data", []):
+        if f.get("status") == "failed":
+            hint = (f.get("extra") or {}).get("hint")
+            stale = [g["id"] for g in sections.get("targets", []) if g.get("status") == "stale"]
+            out.append({"severity": "failed", "refs": [f["id"]],
+                        "text": f"Source {f['label']} failed during this run: {f.get('detail')}"
+                                + (f". How to fix: {hint}" if hint else "")
+                                + (f". {len(stale)} finding(s) are stale" if stale else "")
+                                + ".", "stale_refs": stale})
     for f in sections.get("changes", []):
         if f["status"] == "worse":
             d = f["display"]
@@ -184,7 +343,7 @@ def statements(sections: dict, *, horizon_days: int | None, from_phase: str) -> 
                         "text": f"Regression since {from_phase}: {f['label']} went from "
                                 f"{d.get('previous')} to {d.get('current')} ({f['detail']})."})
     for f in sections.get("targets", []):
-        if f["status"] in ("misses", "at risk", "insufficient evidence"):
+        if f["status"] in ("misses", "stale", "at risk", "insufficient evidence", "meets"):
             out.append({"severity": f["status"], "refs": [f["id"]],
                         "text": f"{f['label']} — {f['status']}: {f['detail']}."})
     for f in sections.get("runway", []):
@@ -195,38 +354,51 @@ def statements(sections: dict, *, horizon_days: int | None, from_phase: str) -> 
                                 f"on {d.get('crossing')}; probability {d.get('p_cross')} within "
                                 f"{x.get('horizon_days')} days (now {d.get('utilisation')} of the limit)."})
         elif f["status"] == "already over limit":
-            out.append({"severity": "misses", "refs": [f["id"]],
+            out.append({"severity": "already over limit", "refs": [f["id"]],
                         "text": f"{f['label']} is already over its limit of {d.get('limit')}."})
-        elif f["status"] == "insufficient data":
-            out.append({"severity": "insufficient data", "refs": [f["id"]],
+        elif f["status"] in ("insufficient data", "insufficient evidence"):
+            out.append({"severity": f["status"], "refs": [f["id"]],
                         "text": f"{f['label']}: insufficient data for a runway ({f.get('detail')})."})
-    for f in sections.get("targets", []):
-        if f["status"] == "meets":
-            out.append({"severity": "meets", "refs": [f["id"]],
-                        "text": f"{f['label']} — meets: {f['detail']}."})
-    for f in sections.get("runway", []):
-        d = f["display"]
-        if f["status"] == "not within horizon":
+        elif f["status"] in ("not within horizon", "at risk"):
             # the central forecast stays below the limit, but the calibrated paths may not
-            p = f.get("extra", {}).get("p_cross_within_horizon") or 0.0
-            out.append({"severity": "at risk" if p >= P_CROSS_AT_RISK else "not within horizon",
-                        "refs": [f["id"]],
+            out.append({"severity": f["status"], "refs": [f["id"]],
                         "text": f"{f['label']}: the forecast does not cross {d.get('limit')} before "
                                 f"{d.get('horizon_end')} (now {d.get('utilisation')} of the limit; "
                                 f"probability of crossing within the horizon {d.get('p_cross')})."})
     sc = {f["id"]: f for f in sections.get("scaling", [])}
     if "scaling.x_peak" in sc:
-        xp, npk = sc["scaling.x_peak"]["display"], sc["scaling.n_peak"]["display"]
-        text = (f"Load test: throughput peaks at {xp['value']} (95% interval {xp.get('interval')}) "
-                f"at about {npk['value']} concurrent clients")
-        inst = sc.get("scaling.instances_needed")
-        if inst and inst.get("value") is not None:
-            text += f"; {inst['label'].lower()}: {inst['display']['value']}"
-        out.append({"severity": "info", "refs": [k for k in ("scaling.x_peak", "scaling.n_peak",
-                                                              "scaling.instances_needed") if k in sc],
-                    "text": text + "."})
+        xp, npk = sc["scaling.x_peak"], sc["scaling.n_peak"]
+        refs = ["scaling.x_peak", "scaling.n_peak"]
+        wl = (sc.get("scaling.workload") or {})
+        text = "Load test"
+        if wl:
+            text += f" ({wl.get('detail')})"
+            refs.append("scaling.workload")
+        text += f": throughput peaks at {_point_or_range(xp)} at about {_point_or_range(npk)} " \
+                "concurrent clients"
+        for key in ("scaling.n_at_latency", "scaling.instances_needed"):
+            g = sc.get(key)
+            if g and g.get("value") is not None:
+                text += f"; {g['label'][0].lower() + g['label'][1:]}: {_point_or_range(g)}"
+                refs.append(key)
+        out.append({"severity": "info", "refs": refs, "text": text + "."})
+    elif "scaling.fit" in sc:
+        f = sc["scaling.fit"]
+        out.append({"severity": f.get("status") or "insufficient data", "refs": [f["id"]],
+                    "text": f"Load test: no scalability fit ({f.get('detail')}); its points are "
+                            "listed under Scaling headroom."})
     out.sort(key=lambda s: -_sev(s["severity"]))
     return out
+
+
+def _point_or_range(f: dict) -> str:
+    """A scaling figure for the executive summary: an extrapolated one (beyond 2× the largest
+    tested level) is named as such, without a point estimate."""
+    d = f.get("display", {})
+    if (f.get("extra") or {}).get("extrapolated"):
+        return f"{d.get('extrapolated', 'n/a')}"
+    iv = d.get("interval")
+    return f"{d.get('value')} (95% interval {iv})" if iv else str(d.get("value"))
 
 
 def _recommendations(sections: dict) -> list[dict]:
@@ -248,8 +420,7 @@ def _recommendations(sections: dict) -> list[dict]:
             what = advice.get(f.get("metric"), "raise the limit or reduce usage")
             out.append({"text": f"{f['label']}: act before {fmt_date(x.get('crossing_lo') or x.get('crossing'))}"
                                 f" — {what}.", "refs": [f["id"]]})
-        p = x.get("p_cross_within_horizon") or 0.0
-        if f["status"] == "not within horizon" and p >= P_CROSS_AT_RISK:
+        if f["status"] == "at risk":
             out.append({"text": f"{f['label']}: {f['display'].get('p_cross')} chance of reaching "
                                 f"{f['display'].get('limit')} before {f['display'].get('horizon_end')}"
                                 " although the forecast stays below it; plan the headroom now.",
@@ -269,6 +440,9 @@ def _recommendations(sections: dict) -> list[dict]:
         elif f["status"] == "insufficient evidence":
             out.append({"text": f"{f['label']}: collect more data before claiming the target "
                                 f"(n = {f['display'].get('n', 'n/a')}).", "refs": [f["id"]]})
+        elif f["status"] == "stale":
+            out.append({"text": f"{f['label']}: no status while its data is stale; fix the source "
+                                "and run again.", "refs": [f["id"]]})
     for f in sections.get("changes", []):
         if f["status"] == "worse":
             out.append({"text": f"{f['label']}: investigate the regression since the previous "
@@ -289,7 +463,9 @@ def _next_targets(sections: dict) -> list[dict]:
     if inst and inst.get("value") is not None:
         tl = sc.get("scaling.target_load", {}).get("display", {}).get("value", "n/a")
         out.append({"text": f"{inst['label']} ({tl}): {inst['display']['value']} instance(s) "
-                            "at the latency target.", "refs": [inst["id"]]})
+                            "at the latency target.",
+                    "refs": [inst["id"]] + (["scaling.target_load"] if "scaling.target_load" in sc
+                                            else [])})
     return out
 
 
@@ -318,10 +494,21 @@ def build_summary(st, gathered: dict, *, run_id: str, service: str = "", from_ph
     end = data_end(st)
     series = st.series()
     start = None if series.empty else pd.Timestamp(series["first"].min())
+    from capplan.analysis.evidence import windows_for
+
+    fresh = Freshness.from_meta(meta01, end)
+    wins = None if end is None else windows_for(start, end, baseline_days=baseline_days,
+                                                current_days=current_days)
     if end is not None:
         tf = evaluate_targets(st, tspecs, start=start, end=end, baseline_days=baseline_days,
-                              current_days=current_days, plots=plots)
+                              current_days=current_days, plots=plots, freshness=fresh)
         sections["targets"] = [f.to_dict() for f in tf]
+    elif tspecs:
+        sections["targets"] = [f.to_dict() for f in evaluate_targets(
+            st, tspecs, start=pd.Timestamp(0, tz="UTC"), end=pd.Timestamp(0, tz="UTC"),
+            baseline_days=baseline_days, current_days=current_days, freshness=fresh)]
+    for f in sections.get("runway", []):      # one status vocabulary (findings.STATUS_WORDS)
+        f["status"] = runway_status(f.get("status"), (f.get("extra") or {}).get("p_cross_within_horizon"))
     prev_info = None
     if previous_summary:
         prev = read_summary(previous_summary)
@@ -334,10 +521,13 @@ def build_summary(st, gathered: dict, *, run_id: str, service: str = "", from_ph
         "service": service, "from_phase": from_phase, "to_phase": to_phase,
         "synthetic": synthetic, "degraded": bool(meta01.get("degraded")),
         "data_window": [start, end], "windows": {
-            "baseline": [start, None if start is None else start + pd.Timedelta(days=baseline_days)],
-            "current": [None if end is None else end - pd.Timedelta(days=current_days), end]},
+            "baseline": None if wins is None or wins.baseline is None else list(wins.baseline),
+            "baseline_why": None if wins is None else wins.why,
+            "current": None if wins is None else list(wins.current)},
+        "failed_sources": list(meta01.get("failed_sources", []) or []),
         "sections": sections,
-        "statements": statements(sections, horizon_days=horizon, from_phase=from_phase or "the previous phase"),
+        "statements": statements(sections, horizon_days=horizon,
+                                 from_phase=from_phase or "the previous phase"),
         "recommendations": _recommendations(sections),
         "next_phase_targets": _next_targets(sections),
         "notes": notes, "figures": figs, "previous": prev_info,

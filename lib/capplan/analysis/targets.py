@@ -77,11 +77,15 @@ __all__ = [
     "evaluate_samples",
     "severity_key",
     "sort_findings",
+    "evaluate_blocks",
+    "evaluate_peak",
+    "STALE",
 ]
 
 MEETS, AT_RISK, INSUFFICIENT, MISSES = "meets", "at risk", "insufficient evidence", "misses"
-#: Every status, most severe first.
-STATUSES: tuple[str, ...] = (MISSES, AT_RISK, INSUFFICIENT, MEETS)
+STALE = "stale"    # the source failed this run, or its newest sample is too old (never "meets")
+#: Every status, most severe first (the wording of each: capplan.analysis.findings.STATUS_WORDS).
+STATUSES: tuple[str, ...] = (MISSES, STALE, AT_RISK, INSUFFICIENT, MEETS)
 #: Rank of a status for sorting (0 = most severe; cf. capplan.analysis.findings.SEVERITY, higher = worse).
 STATUS_RANK: dict[str, int] = {s: i for i, s in enumerate(STATUSES)}
 
@@ -337,9 +341,11 @@ class TargetStatus:
     metric: str | None = None
     statistic: str | None = None
     successes: float | None = None
+    evidence: dict | None = None     # estimand, requests / samples / blocks, spread (blocks)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "metric": self.metric, "statistic": self.statistic,
+        return {"evidence": self.evidence,
+                "name": self.name, "metric": self.metric, "statistic": self.statistic,
                 "value": self.value, "unit": self.unit, "interval": [self.lo, self.hi],
                 "conf": self.conf, "n": self.n, "successes": self.successes,
                 "status": self.status, "critical": self.critical, "method": self.method,
@@ -505,3 +511,130 @@ def severity_key(finding) -> tuple:
 def sort_findings(findings: Iterable) -> list:
     """``findings`` ordered most severe first (deterministic: ties broken by name)."""
     return sorted(findings, key=severity_key)
+
+
+# ------------------------------------------------------------------------- time blocks, peaks
+
+_BLOCK_PLURAL = {"hour": "hours", "day": "days"}
+
+
+def _bound_text(target: Target, x: float | None, digits=None) -> str:
+    if target.unit == "ratio":
+        digits = pct_digits(target.bound, *(v for v in (target.warn, target.crit) if v is not None))
+    return fmt_value(x, target.unit, digits=digits)
+
+
+def block_spread(be, target: Target) -> str:
+    """``21 of 24 hours above 90%; lowest 86.1%`` (the spread a reader acts on)."""
+    if not be.block_values:
+        return ""
+    k = len(be.block_values)
+    good = be.count_good(target.bound, target.direction)
+    side = "at or above" if target.direction == "min" else "at or below"
+    worst_word, worst = ("lowest", be.lowest) if target.direction == "min" else ("highest", be.highest)
+    plural = _BLOCK_PLURAL.get(be.block, be.block + "s") if k != 1 else be.block
+    return (f"{good} of {k} {plural} {side} {_bound_text(target, target.bound)}; "
+            f"{worst_word} {fmt_value(worst, target.unit, digits=_digits_for(target))}")
+
+
+def evaluate_blocks(be, target: Target, *, estimand: str, samples: int,
+                    requests: float | None = None) -> TargetStatus:
+    """Status of a :class:`capplan.models.blocks.BlockEstimate` against ``target``: the interval
+    comes from between-block variation; too few blocks is "insufficient evidence" with why."""
+    from capplan.models.blocks import blocks_text
+
+    digits = _digits_for(target)
+    counts = [blocks_text(be.n_blocks, be.block), f"{fmt_count(samples)} samples"]
+    if requests is not None:
+        counts.append(f"{requests:,.0f} requests")
+    spread = block_spread(be, target)
+    evidence = {"estimand": estimand, "blocks": be.n_blocks, "block": be.block,
+                "min_blocks": be.min_blocks, "samples": samples, "requests": requests,
+                "method": be.method, "spread": spread or None, "lowest": be.lowest,
+                "highest": be.highest,
+                "blocks_good": be.count_good(target.bound, target.direction) if be.block_values else None,
+                "n_text": ", ".join(counts)}
+    head = (f"{estimand} = {fmt_value(be.estimate, target.unit, digits=digits)} "
+            f"({', '.join(counts)})")
+    st = _status(target, value=be.estimate, lo=be.lo, hi=be.hi, n=be.n_blocks,
+                 method=be.method, conf=be.conf, head=head, digits=digits,
+                 none_reason=("insufficient evidence: " + be.reason) if be.reason else None,
+                 successes=None)
+    reason = st.reason + (f"; {spread}" if spread else "")
+    return _replace(st, reason=reason, evidence=evidence)
+
+
+def evaluate_peak(series: pd.Series, target: Target, *, sampling_s: float | None,
+                  min_blocks: int, end=None) -> TargetStatus:
+    """Status of a peak (``max``) or trough (``min``) target from raw readings at their own
+    resolution.  A peak is a reading, never given a confidence interval: a reading past the
+    bound is a miss; staying inside it is "meets" only with at least ``min_blocks`` days (or
+    hours, on shorter data) observed.  Where several days exist the daily peaks are reported."""
+    from capplan.core.numfmt import fmt_timedelta
+    from capplan.models.blocks import blocks_text
+
+    x = series.dropna()
+    n = int(x.size)
+    every = ("" if sampling_s is None
+             else f"sampled every {fmt_timedelta(pd.Timedelta(seconds=sampling_s))}")
+    if n == 0:
+        return evaluate_value(None, None, None, 0, target, method="reading",
+                              none_reason="no samples")
+    peak_fn = "max" if target.statistic == "max" else "min"
+    v = float(getattr(x, peak_fn)())
+    end = x.index.max() if end is None else pd.Timestamp(end)
+    back = end.value - x.index.asi8            # blocks counted back from the window end
+    day, hour = pd.Timedelta("1D").value, pd.Timedelta("1h").value
+    daily = getattr(x.groupby(back // day), peak_fn)()
+    block = "day" if len(daily) >= min_blocks else "hour"
+    per_block = daily if block == "day" else getattr(x.groupby(back // hour), peak_fn)()
+    k = int(len(per_block))
+    sign = 1 if target.direction == "min" else -1
+    over = int((sign * (daily.to_numpy() - target.bound) < 0).sum())
+    word = "peak" if peak_fn == "max" else "lowest reading"
+    head = f"{word} {fmt_value(v, target.unit)}" + (f", {every}" if every else "") + \
+        f" ({n:,} samples, {blocks_text(k, block)})"
+    spread = None
+    if len(daily) >= 2:
+        side = "over" if target.direction == "max" else "under"
+        spread = (f"daily {word}s {fmt_value(float(daily.min()), target.unit)} – "
+                  f"{fmt_value(float(daily.max()), target.unit)}, median "
+                  f"{fmt_value(float(daily.median()), target.unit)}; {over} of {len(daily)} days "
+                  f"{side} {fmt_value(target.bound, target.unit)}")
+    bad = sign * (v - target.bound) < 0
+    if bad:
+        critical = target.crit is not None and sign * (v - target.crit) < 0
+        status, reason = MISSES, f"{head}: past the {fmt_value(target.bound, target.unit)} " + \
+            ("maximum" if target.direction == "max" else "minimum") + \
+            (f" and the {fmt_value(target.crit, target.unit)} critical threshold" if critical else "")
+    elif k < min_blocks:
+        critical = False
+        status, reason = INSUFFICIENT, (f"{head}: insufficient evidence: {blocks_text(k, block)}; "
+                                        f"at least {min_blocks} are needed to say the {word} "
+                                        "stays inside the target")
+    else:
+        critical = False
+        warned = target.warn is not None and sign * (v - target.warn) < 0
+        status = AT_RISK if warned else MEETS
+        reason = f"{head}: " + (f"within the target but past the "
+                                f"{fmt_value(target.warn, target.unit)} warning threshold"
+                                if warned else "within the target")
+    if spread:
+        reason += f"; {spread}"
+    evidence = {"estimand": f"{word} of the raw readings", "blocks": k, "block": block,
+                "min_blocks": min_blocks, "samples": n, "requests": None, "method": "reading",
+                "sampling_s": sampling_s, "sampling": every or None, "spread": spread,
+                "daily": [float(d) for d in daily.to_numpy()], "days_over": over,
+                "days": int(len(daily)),
+                "n_text": f"{n:,} samples, {blocks_text(k, block)}"}
+    return TargetStatus(name=target.name, status=status, value=v, lo=None, hi=None, n=k,
+                        unit=target.unit, direction=target.direction, target=target.bound,
+                        warn=target.warn, crit=target.crit, reason=reason, method="reading",
+                        critical=critical, metric=target.metric, statistic=target.statistic,
+                        evidence=evidence)
+
+
+def _replace(st: TargetStatus, **kw) -> TargetStatus:
+    from dataclasses import replace
+
+    return replace(st, **kw)

@@ -20,14 +20,14 @@ import base64
 import html
 from pathlib import Path
 
-__all__ = ["to_markdown", "to_html", "write_pdf", "STATUS_CLASS"]
+__all__ = ["to_markdown", "to_html", "write_pdf", "STATUS_CLASS", "md_escape"]
 
 STATUS_CLASS = {
     "meets": "ok", "better": "ok", "no detectable change": "neutral", "not within horizon": "ok",
     "at risk": "warn", "crosses": "warn", "insufficient evidence": "neutral",
     "insufficient data": "neutral", "no limit": "neutral", "misses": "bad", "worse": "bad",
     "already over limit": "bad", "critical": "bad", "info": "neutral", "increased": "neutral",
-    "decreased": "neutral", "no limit": "neutral",
+    "decreased": "neutral", "stale": "bad", "failed": "bad",
 }
 
 _CSS = """
@@ -44,33 +44,50 @@ caption{caption-side:bottom;text-align:left;color:var(--muted);font-size:.85em;p
 .badge.ok{background:var(--ok)}.badge.warn{background:var(--warn)}.badge.bad{background:var(--bad)}.badge.neutral{background:var(--neutral)}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid var(--line)}figcaption{color:var(--muted);font-size:.85em}
 ul{padding-left:1.3em}li{margin:.25em 0}ul.findings{list-style:none;padding-left:0}ul.findings li{margin:.45em 0}
+@media print{@page{size:A4 landscape;margin:12mm}main{max-width:none;padding:0}.tablewrap{overflow:visible}table{table-layout:auto;font-size:.78em}th,td{white-space:normal;word-break:break-word;overflow-wrap:anywhere}th{white-space:normal}}
 @media (max-width:600px){body{font-size:14px}main{padding:14px 10px 40px}h1{font-size:1.35em}}
 """
 
 
+def md_escape(text) -> str:
+    """Text made inert for Markdown: no raw HTML (``<script>``, ``<img onerror>``), no links or
+    images (``[x](javascript:...)``), no entities; everything else reads as written."""
+    t = str(text)
+    for ch, rep in (("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"),
+                    ("[", "\\["), ("]", "\\]"), ("`", "\\`")):
+        t = t.replace(ch, rep)
+    return t
+
+
 def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return md_escape(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _item(x) -> tuple[str, object]:
+    """(text, refs) of a list item written as ``text`` or ``(text, refs)``."""
+    return (x[0], x[1]) if isinstance(x, tuple) else (x, None)
 
 
 def to_markdown(blocks: list[tuple]) -> str:
-    """GitHub-flavoured Markdown for the document."""
+    """GitHub-flavoured Markdown for the document (every text escaped: :func:`md_escape`)."""
     out: list[str] = []
+    e = md_escape
     for b in blocks:
         kind = b[0]
         if kind == "title":
-            out += [f"# {b[1]}", ""] + ([f"_{b[2]}_", ""] if b[2] else [])
+            out += [f"# {e(b[1])}", ""] + ([f"_{e(b[2])}_", ""] if b[2] else [])
         elif kind == "h2":
-            out += [f"## {b[1]}", ""]
+            out += [f"## {e(b[1])}", ""]
         elif kind == "h3":
-            out += [f"### {b[1]}", ""]
+            out += [f"### {e(b[1])}", ""]
         elif kind == "p":
-            out += [b[1], ""]
+            out += [e(b[1]), ""]
         elif kind == "banner":
-            out += [f"> **{b[1]}**", ""]
+            out += [f"> **{e(b[1])}**", ""]
         elif kind == "ul":
-            out += [f"- {item}" for item in b[1]] + [""]
+            out += [f"- {e(_item(item)[0])}" for item in b[1]] + [""]
         elif kind == "status_list":
-            out += [f"- **{status}**: {text}" for status, text in b[1]] + [""]
+            out += [f"- **{e(it[0])}**: {e(it[1])}" for it in b[1]] + [""]
         elif kind == "table":
             headers, rows, caption = b[1], b[2], b[3]
             out.append("| " + " | ".join(_md_cell(h) for h in headers) + " |")
@@ -79,12 +96,20 @@ def to_markdown(blocks: list[tuple]) -> str:
                 out.append("| " + " | ".join(_md_cell(c) for c in r) + " |")
             out.append("")
             if caption:
-                out += [f"_{caption}_", ""]
+                out += [f"_{e(caption)}_", ""]
         elif kind == "figure":
-            out += [f"![{b[2]}]({b[1]})", "", f"_{b[2]}_", ""]
+            out += [f"![{e(b[2])}]({b[1]})", "", f"_{e(b[2])}_", ""]
         else:
             raise ValueError(f"unknown block kind {kind!r}")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _ref_attr(refs) -> str:
+    """` data-finding="id1 id2"`: the summary.json findings an element's numbers come from."""
+    if not refs:
+        return ""
+    ids = [refs] if isinstance(refs, str) else list(refs)
+    return f' data-finding="{html.escape(" ".join(ids), quote=True)}"'
 
 
 def _cell_html(text: str) -> str:
@@ -99,40 +124,53 @@ def _img(run_dir: Path, rel: str) -> str:
 
 
 def to_html(blocks: list[tuple], *, run_dir: str | Path, title: str) -> str:
-    """One self-contained HTML page (figures embedded from ``run_dir``)."""
+    """One self-contained HTML page (figures embedded from ``run_dir``).
+
+    Optional trailing elements of a block name the findings its numbers come from (``refs``:
+    an id or a list of ids), rendered as ``data-finding``: ``("title", text, sub, refs)``,
+    ``("p", text, refs)``, ``("banner", text, refs)``, ``("ul", [(text, refs), ...])``,
+    ``("status_list", [(status, text, refs), ...])``,
+    ``("table", headers, rows, caption, row_refs, caption_refs)``,
+    ``("figure", path, caption, refs)``.
+    """
     run_dir = Path(run_dir)
+    opt = lambda b, i: b[i] if len(b) > i else None  # noqa: E731
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><main>"]
     for b in blocks:
         kind = b[0]
         if kind == "title":
-            parts.append(f"<h1>{html.escape(b[1])}</h1>")
+            parts.append(f"<h1{_ref_attr(opt(b, 3))}>{html.escape(b[1])}</h1>")
             if b[2]:
-                parts.append(f'<p class="subtitle">{html.escape(b[2])}</p>')
+                parts.append(f'<p class="subtitle"{_ref_attr(opt(b, 3))}>{html.escape(b[2])}</p>')
         elif kind in ("h2", "h3"):
             parts.append(f"<{kind}>{html.escape(b[1])}</{kind}>")
         elif kind == "p":
-            parts.append(f"<p>{html.escape(b[1])}</p>")
+            parts.append(f"<p{_ref_attr(opt(b, 2))}>{html.escape(b[1])}</p>")
         elif kind == "banner":
-            parts.append(f'<div class="banner">{html.escape(b[1])}</div>')
+            parts.append(f'<div class="banner"{_ref_attr(opt(b, 2))}>{html.escape(b[1])}</div>')
         elif kind == "ul":
-            parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b[1]) + "</ul>")
+            parts.append("<ul>" + "".join(
+                f"<li{_ref_attr(r)}>{html.escape(t)}</li>" for t, r in map(_item, b[1])) + "</ul>")
         elif kind == "status_list":
             parts.append('<ul class="findings">' + "".join(
-                f"<li>{_cell_html(s)} {html.escape(x)}</li>" for s, x in b[1]) + "</ul>")
+                f"<li{_ref_attr(it[2] if len(it) > 2 else None)}>{_cell_html(it[0])} "
+                f"{html.escape(it[1])}</li>" for it in b[1]) + "</ul>")
         elif kind == "table":
             headers, rows, caption = b[1], b[2], b[3]
+            row_refs, cap_refs = opt(b, 4) or [None] * len(rows), opt(b, 5)
             t = ['<div class="tablewrap"><table>']
             if caption:
-                t.append(f"<caption>{html.escape(caption)}</caption>")
+                t.append(f"<caption{_ref_attr(cap_refs)}>{html.escape(caption)}</caption>")
             t.append("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr></thead><tbody>")
-            for r in rows:
-                t.append("<tr>" + "".join(f"<td>{_cell_html(c)}</td>" for c in r) + "</tr>")
+            for r, ref in zip(rows, row_refs):
+                t.append(f"<tr{_ref_attr(ref)}>" + "".join(f"<td>{_cell_html(c)}</td>" for c in r) + "</tr>")
             t.append("</tbody></table></div>")
             parts.append("".join(t))
         elif kind == "figure":
-            parts.append(f'<figure><img alt="{html.escape(b[2])}" src="{_img(run_dir, b[1])}">'
+            parts.append(f'<figure{_ref_attr(opt(b, 3))}><img alt="{html.escape(b[2])}" '
+                         f'src="{_img(run_dir, b[1])}">'
                          f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
         else:
             raise ValueError(f"unknown block kind {kind!r}")
