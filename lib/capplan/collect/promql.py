@@ -420,6 +420,7 @@ def history(cfg: object, *, now: pd.Timestamp | None = None) -> tuple[pd.DataFra
         warnings += fq.attrs["prometheus_warnings"]
     frame = concat_frames(frames) if frames else make_frame([])
     return frame, {"days": round(days, 6), "window": [start.isoformat(), end.isoformat()],
+                   "start": start.isoformat(), "end": end.isoformat(),
                    "step_s": st, "url_env": var, "missing_metrics": missing,
                    "queries": [q.name for q in qs], **info_q,
                    "warnings": list(dict.fromkeys(warnings))}

@@ -70,15 +70,16 @@ class CollectOutcome:
 def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_days: int = 90,
                  demo_latency_factor: float = 1.0, sources: list | None = None,
                  duration_s: float = 60.0, interval_s: float = 5.0,
-                 prometheus: dict | None = None) -> CollectOutcome:
+                 prometheus: dict | None = None, files: list | None = None) -> CollectOutcome:
     """Fill the store (demo history, live sampling, or nothing) and record what it holds."""
     from capplan.analysis.evidence import describe_store
 
     notes: list[str] = []
     meta: dict = {"mode": mode, "synthetic": mode == "demo"}
     degraded = False
-    if mode not in ("demo", "live", "prometheus", "store"):
-        raise ConfigError(f"mode must be demo, live, prometheus or store, got {mode!r}", key="mode",
+    if mode not in ("demo", "live", "prometheus", "store", "files"):
+        raise ConfigError(f"mode must be demo, live, prometheus, files or store, got {mode!r}",
+                          key="mode",
                           hint="demo needs no server; live samples `sources`")
     with open_run_store(store, run_dir) as st:
         if mode == "demo":
@@ -117,6 +118,15 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
                 degraded = True
                 notes.append(f"{len(res.failures)} failed read(s) during collection: the data has "
                              "gaps (see provenance)")
+        elif mode == "files":    # CSV/Parquet exports (capplan.collect.exports)
+            from capplan.collect.exports import read_exports
+
+            frame, info = read_exports(files, base=project_root())
+            st.append(frame)
+            meta["files"] = info
+            meta["produced_samples"] = int(len(frame))
+            notes.append(f"history from {len(info['files'])} exported file(s): "
+                         + ", ".join(f"{f['path']} ({f['rows']:,} rows)" for f in info["files"]))
         elif mode == "prometheus":
             frame, info = _prometheus_history(prometheus or {})
             st.append(frame)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 __all__ = ["preflight"]
 
@@ -25,8 +26,20 @@ def preflight(values: Mapping, *, path: str | None = None) -> None:
     elif mode == "files":
         from capplan.collect.exports import validate_files
 
-        validate_files(values.get("files"), path=path)
+        validate_files(values.get("files"), path=path, base=_project(path))
     if values.get("worker_pools"):
         from capplan.analysis.workers import parse_worker_pools
 
         parse_worker_pools(values["worker_pools"], path=path or "params")
+
+
+def _project(path: str | None) -> Path | None:
+    """The folder relative paths resolve against: the nearest one at or above the params file
+    holding ``params/`` or ``notebooks/``, else the file's own folder."""
+    if not path:
+        return None
+    here = Path(path).expanduser().resolve().parent
+    for folder in (here, *here.parents):
+        if (folder / "params").is_dir() or (folder / "notebooks").is_dir():
+            return folder
+    return here
