@@ -20,7 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SHARED = Path(os.environ.get("CAPPLAN_SHARED", ROOT.parent / "shared"))
+# reference data the tests need, in the repository (tests/shared/README.md); CAPPLAN_SHARED
+# points at a full copy of the developers' shared folder instead
+SHARED = Path(os.environ.get("CAPPLAN_SHARED") or Path(__file__).resolve().parent / "shared")
 
 
 def _pg_dsn() -> str:
@@ -79,9 +81,10 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """The ../shared reference folder (CAPPLAN_SHARED overrides); fails if absent."""
+    """The reference data folder: tests/shared (CAPPLAN_SHARED overrides); fails if absent."""
     if not SHARED.is_dir():
-        pytest.fail(f"shared reference data not found at {SHARED}; set CAPPLAN_SHARED", pytrace=False)
+        pytest.fail(f"reference data not found at {SHARED}; restore tests/shared from git or "
+                    "set CAPPLAN_SHARED", pytrace=False)
     return SHARED
 
 

@@ -57,6 +57,13 @@ def test_make_report_runs_the_demo_and_prints_report_html(tmp_path):
     out = subprocess.run(["make", "-s", "report", f"OUTPUTS={tmp_path}"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
+    # not a TTY: one progress line per notebook and nothing else (no kernel transport warnings,
+    # no shutdown-interrupt noise)
+    lines = out.stderr.strip().splitlines()
+    assert [ln.split()[2] for ln in lines] == ["01-collect", "02-growth", "03-scaling",
+                                               "04-report"], lines
+    assert all(re.match(r"capplan run: \S+\s+ok\s+[\d.]+ s \(elapsed \d+:\d\d\)$", ln)
+               for ln in lines), lines
     html = Path(out.stdout.strip().splitlines()[-1])
     assert html.name == "report.html" and html.is_file()
     assert html.parent.parent == tmp_path / "demo"

@@ -1,7 +1,7 @@
 """The command line: a thin layer over library functions (deleting it changes no behaviour).
 
 Exit codes (documented in README): 0 success, 1 failed, 2 bad params or unusable input,
-3 finished with degraded data.
+3 finished with degraded data.  Help strings go through %-formatting (write ``%%``); descriptions do not.
 """
 
 from __future__ import annotations
@@ -14,6 +14,24 @@ from capplan.errors import CapplanError, ConfigError, InsufficientData, ParseErr
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DEGRADED = 0, 1, 2, 3
 
+DESCRIPTION = """\
+Capacity planning for web services on PostgreSQL and Redis: collect metrics, forecast when each
+resource runs out, fit load tests, and write a handoff report in which every number carries its
+window, sample count and 95% interval.
+
+Start here:
+  capplan init myproject        a project folder with params, notebooks and an outputs folder
+  cd myproject
+  capplan run params/demo.yaml  the demo report (synthetic data, no server needed)
+"""
+EXIT_CODES_HELP = """\
+exit codes:
+  0  the report was written
+  1  a notebook failed (its error-marked copy is in the run folder), or the run could not finish
+  2  bad params or unusable input (nothing was run; the message names the file and key)
+  3  the report was written, but from degraded data (failed reads, gaps: see its provenance)
+"""
+
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=None, default=str, allow_nan=False))
@@ -25,32 +43,72 @@ def _print_json(obj) -> None:
 # --- foundation verbs (run, demo) ------------------------------------------------------------
 
 def add_run(sub) -> None:
-    p = sub.add_parser("run", help="run the report pipeline for a params file")
+    p = sub.add_parser("run", help="run the report pipeline for a params file",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run the notebooks (collect, growth, scaling, report) for one "
+                                   "params file and write a new run folder with report.html, "
+                                   "report.md, summary.json, figures and the executed notebooks. "
+                                   "Relative paths in the params file resolve against its "
+                                   "project folder (the one holding params/ or notebooks/).",
+                       epilog=EXIT_CODES_HELP)
     p.add_argument("params", help="params YAML file, e.g. params/demo.yaml")
-    p.add_argument("--outputs", default=None, help="outputs directory (default: outputs/)")
+    p.add_argument("--outputs", default=None,
+                   help="outputs directory (default: outputs/ in the project folder)")
     p.add_argument("--cell-timeout", type=float, default=600, help="seconds per notebook cell")
     p.add_argument("--run-timeout", type=float, default=None, help="seconds for the whole run")
     p.add_argument("--wait", type=float, default=0.0,
                    help="seconds to wait for another run of the same params to finish")
     p.add_argument("--keep", type=int, default=None, help="keep only the newest N runs")
     p.add_argument("--log-output", action="store_true", help="stream notebook output to the log")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no live progress line, only one line per notebook (also when stderr "
+                        "is not a terminal)")
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args) -> int:
+    from pathlib import Path
+
+    from capplan.runner.params import PIPELINE, project_root
+    from capplan.runner.progress import RunProgress
     from capplan.runner.run import run_report
 
-    res = run_report(args.params, outputs=args.outputs, cell_timeout_s=args.cell_timeout,
-                     run_timeout_s=args.run_timeout, wait_s=args.wait, keep=args.keep,
-                     log_output=args.log_output)
+    outputs = Path(args.outputs) if args.outputs else project_root(args.params) / "outputs"
+    with RunProgress(PIPELINE, quiet=args.quiet, outputs=outputs, name=Path(args.params).stem):
+        res = run_report(args.params, outputs=args.outputs, cell_timeout_s=args.cell_timeout,
+                         run_timeout_s=args.run_timeout, wait_s=args.wait, keep=args.keep,
+                         log_output=args.log_output)
     for nb in res.notebooks:
-        line = f"  {nb['notebook']:<20} {nb['status']:<7} {nb['duration_s'] or 0:6.1f} s"
-        print(line + (f"  {nb['error']}" if nb["error"] else ""), file=sys.stderr)
+        if nb["error"]:
+            print(f"  {nb['notebook']}: {nb['error']}", file=sys.stderr)
     if res.status == "failed":
         print(f"capplan run: FAILED; the error-marked notebook is in {res.run_dir}", file=sys.stderr)
     else:
         print(res.report_html)
     return res.exit_code
+
+
+def add_init(sub) -> None:
+    p = sub.add_parser("init", help="start a project folder for your own services",
+                       description="Write a starter project into DIR: params for the demo, for "
+                                   "your Redis and PostgreSQL (sampled live) and for your "
+                                   "Prometheus, each commented; a copy of the notebooks; an "
+                                   "outputs folder and a .gitignore.  Then: cd DIR && capplan "
+                                   "run params/demo.yaml")
+    p.add_argument("dir", metavar="DIR", help="the project folder (created if missing)")
+    p.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    p.set_defaults(func=cmd_init)
+
+
+def cmd_init(args) -> int:
+    from capplan.runner.init import init_project
+
+    written = init_project(args.dir, force=args.force)
+    for path in written:
+        print(path)
+    print(f"capplan init: {len(written)} files written; next: cd {args.dir} && capplan run "
+          "params/demo.yaml", file=sys.stderr)
+    return EXIT_OK
 
 
 def add_demo(sub) -> None:
@@ -131,8 +189,10 @@ def cmd_collect(args) -> int:
 # --- growth verbs (forecast, runway) ----------------------------------------------------------
 def _growth_common(p) -> None:
     p.add_argument("file", metavar="FILE.csv", help="CSV with columns timestamp,value (any interval)")
-    p.add_argument("--horizon", type=int, required=True, help="steps of the grain to forecast")
-    p.add_argument("--grain", default="1h", help="analysis grain, a pandas interval (default 1h)")
+    p.add_argument("--horizon", required=True, metavar="DURATION",
+                   help="how far ahead, a duration: 7d, 168h, 2w, 90min")
+    p.add_argument("--grain", default="1h", metavar="DURATION",
+                   help="analysis grain, a duration (default 1h)")
     p.add_argument("--lower", type=float, default=None, help="physical lower bound (e.g. 0)")
     p.add_argument("--upper", type=float, default=None, help="physical upper bound (e.g. 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -142,10 +202,37 @@ def _growth_fit(args):
     from capplan.models.growth import fit_forecast
     from capplan.collect.files import read_series_csv
 
+    steps = horizon_steps(args.horizon, args.grain)   # before reading: a typo fails fast
     y = read_series_csv(args.file)
     y.name = args.file
     _refuse_huge_grid(y, args.grain, args.horizon)
-    return fit_forecast(y, horizon=args.horizon, grain=args.grain, bounds=(args.lower, args.upper))
+    return fit_forecast(y, horizon=steps, grain=args.grain, bounds=(args.lower, args.upper))
+
+
+_DURATION_UNITS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str, *, key: str) -> float:
+    """``7d``, ``168h``, ``2w``, ``90min``, ``30s`` -> seconds (> 0); the one duration vocabulary
+    of the CLI and params (windows, grains, horizons).  A bare number is refused."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d|w)\s*", str(text))
+    if not m or not float(m.group(1)) > 0:
+        bare = re.fullmatch(r"\s*\d+(\.\d+)?\s*", str(text)) is not None
+        raise ConfigError(f"{key} {text!r} is not a duration", key=key,
+                          hint="write a number and a unit: 7d, 168h, 2w, 90min, 30s"
+                               + (f" (a bare number has no unit; for {text} hours write "
+                                  f"{str(text).strip()}h)" if bare else ""))
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def horizon_steps(horizon: str, grain: str) -> int:
+    """The number of grain steps in a horizon (rounded up): ``7d`` at ``1h`` -> 168."""
+    import math
+
+    steps = duration_seconds(horizon, key="--horizon") / duration_seconds(grain, key="--grain")
+    return max(1, math.ceil(steps - 1e-9))
 
 
 #: most grid points (history bins + horizon steps) a forecast is asked to hold: 1e6 bins fit in
@@ -200,7 +287,12 @@ def _growth_run(verb: str, fn, args) -> int:
 
 
 def add_forecast(sub) -> None:
-    p = sub.add_parser("forecast", help="forecast a timestamp,value series with calibrated intervals")
+    p = sub.add_parser("forecast", help="forecast a timestamp,value series with calibrated intervals",
+                       description="Forecast a metric from a CSV of timestamp,value rows: the "
+                                   "model chosen by backtest (level, trend, season), 80% and "
+                                   "95% intervals checked on the series' own history, and the "
+                                   "level shifts it found.  Example: capplan forecast "
+                                   "memory.csv --horizon 30d")
     _growth_common(p)
     p.set_defaults(func=cmd_forecast)
 
@@ -227,7 +319,12 @@ def cmd_forecast(args) -> int:
 
 
 def add_runway(sub) -> None:
-    p = sub.add_parser("runway", help="when does a series cross a limit (with a 95% range)")
+    p = sub.add_parser("runway", help="when does a series cross a limit (with a 95%% range)",
+                       description="When does a metric reach its limit?  Forecasts a CSV of "
+                                   "timestamp,value rows and gives the first crossing date with "
+                                   "a 95% range and the probability of crossing within the "
+                                   "horizon.  Example: capplan runway disk.csv --limit 6.4e10 "
+                                   "--horizon 90d")
     _growth_common(p)
     p.add_argument("--limit", type=float, required=True, help="the limit, in the series' units")
     p.set_defaults(func=cmd_runway)
@@ -333,6 +430,37 @@ def _read_usl_csv(path: str, n_col: str | None, x_col: str | None):
     return n, x
 
 
+def _usl_load_points(path: str):
+    """(n, x) from a load-test result file (pgbench, redis-benchmark, k6, Locust, wrk), or
+    (None, None) when the file is not one (then it is read as a CSV of N,X columns).
+
+    A result file of ONE run holds one concurrency level, and a fit needs several: the error
+    says how to get them instead of asking for a column that is not there."""
+    from capplan.loadtest import detect_format, read_loadtest
+
+    try:
+        fmt = detect_format(path)
+    except (ParseError, OSError):
+        return None, None
+    if fmt == "points":
+        return None, None
+    pts = read_loadtest(path)
+    if pts["scenario"].nunique() > 1:
+        pts = pts[pts["scenario"] == pts["scenario"].iloc[0]]
+    levels = sorted(set(pts["concurrency"].dropna().astype(float)))
+    if len(levels) < 2:
+        at = f" (concurrency {levels[0]:g})" if levels else ""
+        raise ConfigError(
+            f"this is a {fmt} result of a single run{at}: one concurrency level, and a USL fit "
+            "needs load points at several", path=path,
+            hint="run the load test at several concurrency levels, e.g. `capplan sweep --tool "
+                 "pgbench --levels 1,2,4,8,16,32 --csv points.csv` and then `capplan usl "
+                 "points.csv`, or write a CSV with columns concurrency,throughput (one row per "
+                 "run)")
+    return (pts["concurrency"].to_numpy(float).tolist(),
+            pts["throughput_per_s"].to_numpy(float).tolist())
+
+
 def cmd_usl(args) -> int:
     import math
 
@@ -349,7 +477,10 @@ def cmd_usl(args) -> int:
             if not predict or not all(math.isfinite(v) and v > 0 for v in predict):
                 raise ConfigError(f"--predict needs positive numbers, got {args.predict!r}",
                                   key="--predict")
-        n, x = _read_usl_csv(args.file, args.n_col, args.x_col)
+        n, x = (_usl_load_points(args.file) if args.n_col is None and args.x_col is None
+                else (None, None))
+        if n is None:
+            n, x = _read_usl_csv(args.file, args.n_col, args.x_col)
         fit = fit_usl(n, x, bounds_policy=args.bounds_policy)
     except CapplanError as exc:  # unusable input: one line on stderr, exit 2
         msg = exc.message + (f" (how to fix: {exc.hint})" if exc.hint else "")
@@ -408,6 +539,12 @@ def add_sweep(sub) -> None:
     p.add_argument("--scale", type=int, default=2, help="pgbench -i scale when initialising [2]")
     p.add_argument("--no-prepare", action="store_true",
                    help="do not create/initialise the pgbench database")
+    drop = p.add_mutually_exclusive_group()
+    drop.add_argument("--drop-db", dest="drop_db", action="store_true", default=None,
+                      help="drop the pgbench database after the sweep (default when this sweep "
+                           "created it; only capplan_* databases)")
+    drop.add_argument("--keep-db", dest="drop_db", action="store_false",
+                      help="keep the pgbench database for the next sweep")
     p.add_argument("--requests", type=int, default=10_000,
                    help="redis-benchmark -n per test and level [10000]")
     p.add_argument("--tests", default="get,set", help="redis-benchmark -t tests [get,set]")
@@ -425,7 +562,8 @@ def cmd_sweep(args) -> int:
     import math
 
     from capplan.loadtest.points import points_to_frame
-    from capplan.loadtest.sweep import prepare_pgbench, run_sweep
+    from capplan.loadtest.sweep import (drop_pgbench_database, pgbench_database_exists,
+                                        prepare_pgbench, run_sweep)
 
     try:
         levels = [int(x) for x in str(args.levels).split(",") if x.strip()]
@@ -434,13 +572,25 @@ def cmd_sweep(args) -> int:
                           key="levels") from exc
     keys = ("host", "port", "user", "dbname", "url", "db")
     target = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    if args.tool == "pgbench" and not args.no_prepare:
-        prepare_pgbench(target, args.scale, allow_remote=args.allow_remote)
-    points = run_sweep(args.tool, levels, duration_s=args.duration, target=target,
-                       allow_remote=args.allow_remote, progress=not args.no_progress,
-                       run_id=args.run_id, jobs=args.jobs, script=args.script,
-                       requests=args.requests,
-                       tests=tuple(t for t in args.tests.split(",") if t))
+    drop_db = False
+    if args.tool == "pgbench":
+        existed = pgbench_database_exists(target, allow_remote=args.allow_remote)
+        # --drop-db / --keep-db win; by default drop only what this sweep creates
+        drop_db = (not existed and not args.no_prepare) if args.drop_db is None else args.drop_db
+        if not args.no_prepare:
+            target.setdefault("dbname", prepare_pgbench(target, args.scale,
+                                                        allow_remote=args.allow_remote))
+    try:
+        points = run_sweep(args.tool, levels, duration_s=args.duration, target=target,
+                           allow_remote=args.allow_remote, progress=not args.no_progress,
+                           run_id=args.run_id, jobs=args.jobs, script=args.script,
+                           requests=args.requests,
+                           tests=tuple(t for t in args.tests.split(",") if t))
+    finally:
+        if drop_db:
+            drop_pgbench_database(target, allow_remote=args.allow_remote)
+            print(f"capplan sweep: dropped the sweep database {target.get('dbname', '')} "
+                  "(--keep-db keeps it)".replace("  ", " "), file=sys.stderr)
     written = None
     if args.store:
         from capplan.store import open_store
@@ -558,8 +708,13 @@ def cmd_alerts(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="capplan", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="verb", required=True)
+    from capplan import __version__
+
+    parser = argparse.ArgumentParser(prog="capplan", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Every verb has its own --help.  " + EXIT_CODES_HELP)
+    parser.add_argument("--version", action="version", version=f"capplan {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, obj in list(globals().items()):
         if name.startswith("add_") and callable(obj):
             obj(sub)

@@ -22,7 +22,8 @@ Safety rules:
 * **Dedicated database.**  pgbench needs its tables: :func:`prepare_pgbench` creates the target
   database if missing (default ``capplan_sweep``) and runs ``pgbench -i -s SCALE`` in it unless
   it already holds a data set of that scale; :func:`drop_pgbench_database` removes it (only
-  databases named ``capplan_*``).  Sweeps run with ``-n`` (no vacuum per level; the
+  databases named ``capplan_*``; ``capplan sweep`` does so after the sweep when it created the
+  database, or with ``--drop-db``).  Sweeps run with ``-n`` (no vacuum per level; the
   initialisation vacuumed).
 * redis-benchmark writes its keys (``key:__rand_int__``, ``counter:__rand_int__``, ``mylist``)
   into database ``db`` (default **9**, not 0, so that application keys are left alone).
@@ -48,7 +49,8 @@ from capplan.loadtest.pgbench import parse_pgbench_summary
 from capplan.loadtest.points import empty_points, make_points
 from capplan.loadtest.redisbench import parse_redisbench_csv
 
-__all__ = ["run_sweep", "prepare_pgbench", "drop_pgbench_database", "is_loopback",
+__all__ = ["run_sweep", "prepare_pgbench", "drop_pgbench_database", "pgbench_database_exists",
+           "is_loopback",
            "DEFAULT_PGBENCH_DB", "DEFAULT_REDIS_DB"]
 
 DEFAULT_PGBENCH_DB = "capplan_sweep"
@@ -226,6 +228,27 @@ def prepare_pgbench(target: Mapping[str, object] | None = None, scale: int = 2, 
               "-i", "-s", str(scale), "-q", str(t["dbname"])],
              env=env, timeout=600, what=f"pgbench -i -s {scale}")
     return str(t["dbname"])
+
+
+def pgbench_database_exists(target: Mapping[str, object] | None = None, *,
+                            allow_remote: bool = False, maintenance_db: str = "postgres") -> bool:
+    """Whether ``target``'s database exists already (``capplan sweep`` drops only what it
+    created).  Raises ConfigError (non-loopback) and SourceUnavailable (server)."""
+    import psycopg
+
+    t, extra_env = _pg_target(target or {})
+    _guard(str(t["host"]), allow_remote, "pgbench")
+    try:
+        with psycopg.connect(dbname=maintenance_db, autocommit=True, host=str(t["host"]),
+                             port=int(t["port"]), user=str(t["user"]), connect_timeout=5,
+                             **({"password": extra_env["PGPASSWORD"]}
+                                if "PGPASSWORD" in extra_env else {})) as conn:
+            return conn.execute("select 1 from pg_database where datname = %s",
+                                (t["dbname"],)).fetchone() is not None
+    except psycopg.Error as exc:
+        raise SourceUnavailable(f"cannot reach PostgreSQL to look for {t['dbname']!r}: {exc}",
+                                source=f"{t['host']}:{t['port']}",
+                                hint="is PostgreSQL running on that host and port?") from exc
 
 
 def drop_pgbench_database(target: Mapping[str, object] | None = None, *,

@@ -22,6 +22,7 @@ import ast
 import difflib
 import io
 import json
+import os
 import re
 import tokenize
 from dataclasses import dataclass, field
@@ -59,13 +60,59 @@ _INLINE_PASSWORD = re.compile(r"://[^:/@\s]*:[^@\s]+@")
 _DSN_PASSWORD = re.compile(r"(^|\s)password\s*=", re.I)
 
 
-def project_root() -> Path:
-    """The checkout holding ``lib/capplan`` (the package is installed editable)."""
-    return Path(__file__).resolve().parents[3]
+#: Environment variable naming the project folder; ``capplan run`` sets it for its kernels.
+PROJECT_ENV = "CAPPLAN_PROJECT_DIR"
 
 
-def notebooks_dir() -> Path:
-    return project_root() / "notebooks"
+def _is_project(folder: Path) -> bool:
+    """A capplan project: a checkout or a ``capplan init`` folder (notebooks/ or params/)."""
+    return (folder / "notebooks" / f"{PIPELINE[0]}.ipynb").is_file() or (folder / "params").is_dir()
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The project folder that relative paths (store, outputs, load-test files) resolve against.
+
+    With ``start`` (a params file or a folder): the nearest folder at or above it that is a
+    project (holds ``notebooks/`` or ``params/``), else the params file's own folder.  Without:
+    ``$CAPPLAN_PROJECT_DIR`` (set by ``capplan run`` for its kernels), else the nearest project at
+    or above the working directory, else the checkout this package was imported from (an
+    editable install), else the working directory.  Never the installed package's folder.
+    """
+    if start is not None:
+        s = Path(start).expanduser().resolve()
+        s = s.parent if s.is_file() or s.suffix in (".yaml", ".yml") else s
+        for folder in (s, *s.parents):
+            if _is_project(folder):
+                return folder
+        return s
+    if os.environ.get(PROJECT_ENV):
+        return Path(os.environ[PROJECT_ENV]).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if _is_project(folder):
+            return folder
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "lib" / "capplan").is_dir() and _is_project(checkout):
+        return checkout
+    return cwd
+
+
+def packaged_dir(kind: str) -> Path | None:
+    """``capplan/data/<kind>`` of an installed wheel (notebooks, params), or None (checkout)."""
+    p = Path(__file__).resolve().parents[1] / "data" / kind
+    return p if p.is_dir() else None
+
+
+def notebooks_dir(project: str | Path | None = None) -> Path:
+    """The project's own ``notebooks/`` when it holds the whole pipeline (a checkout, or a
+    ``capplan init`` copy the user may have edited), else the templates shipped in the wheel."""
+    own = (Path(project) if project is not None else project_root()) / "notebooks"
+    if all((own / f"{nb}.ipynb").is_file() for nb in PIPELINE):
+        return own
+    checkout = Path(__file__).resolve().parents[3] / "notebooks"   # an editable install
+    if all((checkout / f"{nb}.ipynb").is_file() for nb in PIPELINE):
+        return packaged_dir("notebooks") or checkout
+    return packaged_dir("notebooks") or own
 
 
 def _parameters_cell(path: Path) -> str:
@@ -202,6 +249,7 @@ def load_params(path: str | Path, *, pipeline: tuple[str, ...] = PIPELINE,
         raise ConfigError(f"must be a mapping of parameter names to values, got "
                           f"{type(raw).__name__}", path=str(p),
                           hint="write one 'name: value' per line, as in params/demo.yaml")
+    nb_dir = nb_dir or notebooks_dir(project_root(p))   # the notebooks this run executes
     declared = {nb: notebook_parameters(nb, nb_dir) for nb in pipeline}
     allowed: dict[str, str] = {}
     for nb, decl in declared.items():

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from capplan.errors import LockBusy, OutputError, RunError
 from capplan.runner.params import PIPELINE, Params, load_params, notebooks_dir, project_root
+from capplan.runner.progress import notebook_step
 
 __all__ = ["RunResult", "run_report", "scrub_notebook", "EXIT_CODES"]
 
@@ -213,7 +214,7 @@ def run_report(params_path: str | Path, *, outputs: str | Path | None = None,
     preflight(params.values, path=params.path)
     if keep is not None and keep < 1:
         raise RunError("--keep must be at least 1", hint="keep at least the run being made")
-    outputs = Path(outputs) if outputs else project_root() / "outputs"
+    outputs = Path(outputs) if outputs else project_root(params.path) / "outputs"
     try:
         (outputs / params.name).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -262,20 +263,24 @@ def _run_locked(params: Params, outputs: Path, *, cell_timeout_s: float,
                     status = "failed"
                     break
                 timeout = min(timeout, left)
-            try:
-                pm.execute_notebook(str(notebooks_dir() / f"{nb}.ipynb"), str(work / f"{nb}.ipynb"),
-                                    parameters=parameters, kernel_name=kernel,
-                                    progress_bar=False, log_output=log_output,
-                                    execution_timeout=int(max(1, timeout)), cwd=str(work),
-                                    request_save_on_cell_execute=True)
-            except PapermillExecutionError as exc:
-                entry["status"] = "failed"
-                entry["error"] = f"{exc.ename}: {exc.evalue}".strip()[:2000]
-                status = "failed"
-            except Exception as exc:  # kernel death, timeouts, missing kernel: all end the run
-                entry["status"] = "failed"
-                entry["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-                status = "failed"
+            project = project_root(params.path)
+            # progress on the terminal, project folder and quiet kernel (runner/progress.py)
+            with notebook_step(nb, work, project, entry) as extra:
+                try:
+                    pm.execute_notebook(str(notebooks_dir(project) / f"{nb}.ipynb"),
+                                        str(work / f"{nb}.ipynb"),
+                                        parameters=parameters, kernel_name=kernel,
+                                        progress_bar=False, log_output=log_output,
+                                        execution_timeout=int(max(1, timeout)), cwd=str(work),
+                                        request_save_on_cell_execute=True, **extra)
+                except PapermillExecutionError as exc:
+                    entry["status"] = "failed"
+                    entry["error"] = f"{exc.ename}: {exc.evalue}".strip()[:2000]
+                    status = "failed"
+                except Exception as exc:  # kernel death, timeouts, missing kernel: all end the run
+                    entry["status"] = "failed"
+                    entry["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+                    status = "failed"
             entry["duration_s"] = round(time.time() - t0, 3)
             log.info("%s: %s in %.1f s%s", nb, entry["status"], entry["duration_s"],
                      f" ({entry['error']})" if entry["error"] else "")
