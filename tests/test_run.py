@@ -68,8 +68,10 @@ def test_failed_run_keeps_error_notebook_and_leaves_latest_alone(demo_run, tmp_p
     out = demo_run.run_dir.parent.parent
     before = os.readlink(demo_run.run_dir.parent / "latest")
     bad = tmp_path / "demo.yaml"   # same name, so it runs into the same outputs/demo folder
+    garbage = tmp_path / "results.json"   # exists (checked before any kernel), but unreadable
+    garbage.write_text("not a load test\n")
     bad.write_text((ROOT / "params" / "demo.yaml").read_text().replace(
-        "loadtest_file: demo", "loadtest_file: /nonexistent/results.json"))
+        "loadtest_file: demo", f"loadtest_file: {garbage}"))
     res = run_report(bad, outputs=out, cell_timeout_s=120)
     assert res.status == "failed" and res.exit_code == 1
     assert os.readlink(demo_run.run_dir.parent / "latest") == before
@@ -85,6 +87,7 @@ def test_prune_keeps_newest_and_latest(tmp_path):
     name_dir = tmp_path / "svc"
     for rid in ("20260101T000000Z-aaaa", "20260102T000000Z-bbbb", "20260103T000000Z-cccc"):
         (name_dir / rid).mkdir(parents=True)
+        (name_dir / rid / ".capplan-run").write_text("{}")
     os.symlink("20260101T000000Z-aaaa", name_dir / "latest")
     removed = prune_runs(name_dir, keep=1)
     assert [p.name for p in removed] == ["20260102T000000Z-bbbb"]

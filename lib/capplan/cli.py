@@ -54,6 +54,9 @@ def add_run(sub) -> None:
     p.add_argument("params", help="params YAML file, e.g. params/demo.yaml")
     p.add_argument("--outputs", default=None,
                    help="outputs directory (default: outputs/ in the project folder)")
+    p.add_argument("--name", default=None,
+                   help="run name, the folder under outputs/ (default: the params file's stem); "
+                        "letters, digits, '-', '_', '.'")
     p.add_argument("--cell-timeout", type=float, default=600, help="seconds per notebook cell")
     p.add_argument("--run-timeout", type=float, default=None, help="seconds for the whole run")
     p.add_argument("--wait", type=float, default=0.0,
@@ -74,8 +77,10 @@ def cmd_run(args) -> int:
     from capplan.runner.run import run_report
 
     outputs = Path(args.outputs) if args.outputs else project_root(args.params) / "outputs"
-    with RunProgress(PIPELINE, quiet=args.quiet, outputs=outputs, name=Path(args.params).stem):
+    with RunProgress(PIPELINE, quiet=args.quiet, outputs=outputs,
+                     name=args.name or Path(args.params).stem):
         res = run_report(args.params, outputs=args.outputs, cell_timeout_s=args.cell_timeout,
+                         name=args.name,
                          run_timeout_s=args.run_timeout, wait_s=args.wait, keep=args.keep,
                          log_output=args.log_output)
     for nb in res.notebooks:
@@ -337,10 +342,10 @@ def _runway(args) -> int:
     if args.json:
         _print_json(rw.to_dict())
         return EXIT_OK
-    def iso(t):
-        return "-" if t is None else t.isoformat()
-    print(f"status: {rw.status}; crossing {iso(rw.crossing)} (95% range {iso(rw.crossing_lo)} .. "
-          f"{iso(rw.crossing_hi)}); P(cross within horizon) = {rw.p_cross_within_horizon:.2f}")
+    # one vocabulary with the report (Runway.crossing_text): the status follows from P
+    p = rw.p_cross_within_horizon
+    print(f"status: {rw.status}; crossing {rw.crossing_text()}; P(cross within horizon) = "
+          + ("n/a" if p is None else f"{p:.2f}"))
     print(f"model: {rw.model}")
     for w in rw.warnings:
         print(f"warning: {w}")
@@ -705,6 +710,140 @@ def cmd_alerts(args) -> int:
         sys.stdout.write(rules_yaml(rules))
     return EXIT_OK
 
+
+# --- performance gates (compare) --------------------------------------------------------------
+COMPARE_EXIT_CODES = """\
+exit codes:
+  0  no metric regressed
+  1  at least one metric regressed
+  2  bad input: a file, glob, window or flag that cannot be used (the message names it)
+  3  with --fail-on insufficient: no regression, but some metric had insufficient evidence
+"""
+
+
+def add_compare(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="baseline vs candidate load tests (or summary.json files, or store "
+                        "windows): a CI performance gate",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare a baseline with a candidate and say, per metric (throughput, mean, "
+                    "p50, p95, p99 latency, error rate), whether it regressed, improved, did "
+                    "not change, or whether the evidence is insufficient, with the change and "
+                    "its interval.\n\nBASELINE and CANDIDATE are load-test results in any "
+                    "format capplan reads (pgbench -l logs, aggregate logs, -P progress or "
+                    "summary; k6 NDJSON, CSV or summary; Locust history or stats; wrk; "
+                    "redis-benchmark), each a file, a run directory, a directory of runs or a "
+                    "quoted glob; or two summary.json files; or, with --store, two windows "
+                    "START..END of one store.  Runs are the unit of evidence: give each side "
+                    "at least two runs (see docs/ci.md).",
+        epilog=COMPARE_EXIT_CODES)
+    p.add_argument("baseline", metavar="BASELINE", help="baseline result(s), summary.json, or "
+                   "window START..END with --store")
+    p.add_argument("candidate", metavar="CANDIDATE", help="candidate result(s), summary.json, "
+                   "or window START..END with --store")
+    p.add_argument("--metrics", metavar="M,M",
+                   help="metrics to judge (default all: throughput,latency_mean,latency_p50,"
+                        "latency_p95,latency_p99,error_rate; with --store: store metric names)")
+    p.add_argument("--min-effect", action="append", default=[], metavar="METRIC=FRACTION",
+                   help="minimum practical effect, relative (0.05 = 5%%; error_rate: absolute "
+                        "share, 0.001 = 0.1 pp); repeatable (default: throughput, mean, p50 "
+                        "0.05; p95, p99 0.10; error_rate 0.001)")
+    p.add_argument("--confidence", type=float, default=None, metavar="C",
+                   help="simultaneous confidence level of the intervals [0.95]")
+    p.add_argument("--no-adjust", action="store_true",
+                   help="each interval at --confidence (no Bonferroni across metrics)")
+    p.add_argument("--min-runs", type=int, default=None, metavar="N",
+                   help="runs a side below which verdicts are 'insufficient evidence' [2]")
+    p.add_argument("--bucket", type=float, default=None, metavar="S",
+                   help="time-bucket width for per-request logs, seconds [1, narrower for "
+                        "runs under 30 s]")
+    p.add_argument("--tool", metavar="FORMAT", help="force the reader (e.g. pgbench-log, "
+                   "k6-json, wrk) instead of sniffing the content")
+    p.add_argument("--n-boot", type=int, default=1000, metavar="N", help="bootstrap resamples [1000]")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed [0]")
+    p.add_argument("--params", metavar="FILE",
+                   help="YAML whose 'compare:' section sets defaults for these flags "
+                        "(confidence, min_effect, metrics, min_runs, bucket_s, fail_on)")
+    p.add_argument("--fail-on", choices=["regression", "insufficient"], default=None,
+                   help="'insufficient': exit 3 when some metric lacks evidence [regression]")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per metric")
+    p.add_argument("--markdown", metavar="FILE", help="write a Markdown table (PR comment, "
+                   "$GITHUB_STEP_SUMMARY)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--store", metavar="PATH", help="compare two windows of this store "
+                   "(path or env:VAR); BASELINE/CANDIDATE are START..END")
+    p.add_argument("--source", help="with --store: the series' source")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --store: the series' labels (repeatable)")
+    p.add_argument("--grain", default="1min", help="with --store: bucket width [1min]")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    """Unusable input of any kind is exit 2 (1 means a regression here)."""
+    try:
+        return _compare(args)
+    except CapplanError as exc:
+        print(f"capplan compare: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _compare(args) -> int:
+    from capplan.analysis.compare import compare, compare_store_windows, compare_settings
+    from capplan.report.compare_output import (comparison_json, markdown_table, write_junit,
+                                               write_markdown)
+
+    s = compare_settings(args.params, metrics=args.metrics, min_effect=args.min_effect,
+                         confidence=args.confidence, min_runs=args.min_runs,
+                         bucket_s=args.bucket, fail_on=args.fail_on, no_adjust=args.no_adjust)
+    if args.store:
+        cmp = compare_store_windows(args.store, metrics=s["store_metrics"],
+                                    baseline=s["window"](args.baseline, "BASELINE"),
+                                    candidate=s["window"](args.candidate, "CANDIDATE"),
+                                    source=args.source, labels=s["labels"](args.label),
+                                    grain=args.grain, conf=s["conf"], n_boot=args.n_boot,
+                                    seed=args.seed)
+    else:
+        cmp = compare(args.baseline, args.candidate, tool=args.tool, metrics=s["metrics"],
+                      conf=s["conf"], min_effect=s["min_effect"], bucket_s=s["bucket_s"],
+                      min_runs=s["min_runs"], n_boot=args.n_boot, seed=args.seed,
+                      adjust=s["adjust"])
+    if args.junit:
+        write_junit(cmp, args.junit, fail_on=s["fail_on"])
+    if args.markdown:
+        write_markdown(cmp, args.markdown)
+    if args.json:
+        print(comparison_json(cmp))
+    else:
+        sys.stdout.write(markdown_table(cmp))
+    return cmp.exit_code(s["fail_on"])
+
+
+# --- params schema (schema) -------------------------------------------------------------------
+
+def add_schema(sub) -> None:
+    p = sub.add_parser("schema", help="print the JSON Schema of params files",
+                       description="Print the JSON Schema (draft 2020-12) of a params file, from the "
+                                   "typed params model that `capplan run` checks.  Editors that "
+                                   "speak the YAML language server complete and check params files "
+                                   "against it: start a params file with\n"
+                                   "  # yaml-language-server: $schema=<path or URL of this schema>",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", metavar="FILE", help="write it to FILE instead of standard output")
+    p.set_defaults(func=cmd_schema)
+
+
+def cmd_schema(args) -> int:
+    from capplan.runner.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,9 +48,12 @@ class ConfigError(CapplanError):
     """A params file, key or value is wrong.  ``path`` and ``key`` say where."""
 
     def __init__(self, message: str, *, path: str | None = None, key: str | None = None,
-                 hint: str | None = None):
+                 hint: str | None = None, errors: list[dict] | None = None):
         self.path = path
         self.key = key
+        #: every problem found, ``[{"key": "capacity[2].limit", "message": ..., "hint": ...}]``
+        self.errors = errors if errors is not None else (
+            [{"key": key or "", "message": message, "hint": hint or ""}])
         where = ""
         if path and key:
             where = f"{path}: key '{key}': "

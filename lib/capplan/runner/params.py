@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capplan.core.credentials import check_no_secrets
 from capplan.errors import ConfigError
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Params",
     "load_params",
     "check_no_secrets",
+    "read_yaml",
 ]
 
 #: The notebooks a run executes, in order (file stems under ``notebooks/``).
@@ -55,9 +57,6 @@ _TYPE_CHECKS: dict[str, tuple[type, ...]] = {
     "list": (list,),
     "dict": (dict,),
 }
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey)$", re.I)
-_INLINE_PASSWORD = re.compile(r"://[^:/@\s]*:[^@\s]+@")
-_DSN_PASSWORD = re.compile(r"(^|\s)password\s*=", re.I)
 
 
 #: Environment variable naming the project folder; ``capplan run`` sets it for its kernels.
@@ -177,7 +176,7 @@ class Params:
         return self.values.get(key, default)
 
 
-def _type_ok(value: Any, type_name: str) -> bool:
+def type_ok(value: Any, type_name: str) -> bool:
     base = type_name.replace("typing.", "").split("[")[0].strip()
     if base in ("None", "Unknown type", "Any", ""):
         return True
@@ -185,33 +184,13 @@ def _type_ok(value: Any, type_name: str) -> bool:
         return "Optional" in type_name or "None" in type_name
     if base == "Optional":
         inner = type_name[type_name.index("[") + 1:-1]
-        return _type_ok(value, inner)
+        return type_ok(value, inner)
     checks = _TYPE_CHECKS.get(base)
     if checks is None:
         return True
     if base in ("int", "float") and isinstance(value, bool):
         return False
     return isinstance(value, checks)
-
-
-def check_no_secrets(obj: Any, *, path: str, where: str = "") -> None:
-    """Raise :class:`ConfigError` if a params value looks like a secret (see module doc)."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            here = f"{where}.{k}" if where else str(k)
-            if _SECRET_KEY.search(str(k)) and v not in (None, ""):
-                raise ConfigError("a secret written in a params file", path=path, key=here,
-                                  hint=f"remove it and name the environment variable that holds "
-                                       f"it instead, e.g. '{k}_env: MY_{str(k).upper()}' or use "
-                                       "PGPASSWORD / REDIS_URL in the environment")
-            check_no_secrets(v, path=path, where=here)
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            check_no_secrets(v, path=path, where=f"{where}[{i}]")
-    elif isinstance(obj, str) and (_INLINE_PASSWORD.search(obj) or _DSN_PASSWORD.search(obj)):
-        raise ConfigError("a connection string with an inline password", path=path, key=where,
-                          hint="put the URL/DSN in an environment variable and give its name "
-                               "(e.g. url_env: REDIS_URL, dsn_env: APP_PG_DSN)")
 
 
 def _check_sections(raw: dict, *, path: str) -> None:
@@ -227,50 +206,142 @@ def _check_sections(raw: dict, *, path: str) -> None:
         parse_targets(raw["targets"], path=path)
 
 
-def load_params(path: str | Path, *, pipeline: tuple[str, ...] = PIPELINE,
-                nb_dir: Path | None = None) -> Params:
-    """Read and check a params file; raises :class:`ConfigError` naming the file and key."""
+#: Limits of a params file: a params file is a page of settings, never a data dump.
+MAX_PARAMS_BYTES = 1_000_000
+MAX_ALIASES = 50
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def _bounded_loader():
+    """A ``yaml.SafeLoader`` that refuses alias bombs, deep nesting and huge documents while it
+    composes (before anything is expanded), so a hostile file is refused in milliseconds."""
     import yaml
+    from yaml.composer import Composer
+    from yaml.events import AliasEvent
+
+    class Loader(yaml.SafeLoader):
+        def __init__(self, stream):
+            super().__init__(stream)
+            self._aliases = 0
+            self._depth = 0
+            self._nodes = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(AliasEvent):
+                self._aliases += 1
+                if self._aliases > MAX_ALIASES:
+                    raise ConfigError(f"more than {MAX_ALIASES} YAML aliases (*name)",
+                                      hint="write the values out; params files need no anchors")
+            self._nodes += 1
+            if self._nodes > MAX_NODES:
+                raise ConfigError(f"more than {MAX_NODES:,} YAML nodes",
+                                  hint="a params file holds settings, not data")
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise ConfigError(f"nested deeper than {MAX_DEPTH} levels",
+                                      hint="flatten the structure; see params/demo.yaml")
+                return Composer.compose_node(self, parent, index)
+            finally:
+                self._depth -= 1
+
+    return Loader
+
+
+def read_yaml(p: Path, *, what: str = "params file") -> Any:
+    """Read a YAML file within the limits above; :class:`ConfigError` for anything unreadable."""
+    import yaml
+
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what}: {exc.strerror or exc}", path=str(p),
+                          hint="check the path and its permissions") from exc
+    if len(data) > MAX_PARAMS_BYTES:
+        raise ConfigError(f"the {what} is {len(data):,} bytes; the limit is {MAX_PARAMS_BYTES:,}",
+                          path=str(p), hint="a params file holds settings, not data")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        raise ConfigError(f"the {what} is not UTF-8 (UTF-16 or binary)", path=str(p),
+                          hint="save it as UTF-8")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the {what} is not UTF-8 (byte {exc.start + 1} cannot be decoded)",
+                          path=str(p), hint="save it as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_bounded_loader())  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=str(p), hint=exc.hint) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"not valid YAML{line}: {problem}", path=str(p),
+                          hint="check indentation and quoting") from None
+    except (ValueError, RecursionError, OverflowError) as exc:  # e.g. a 5000-digit integer
+        raise ConfigError(f"a value cannot be read: {str(exc)[:200]}", path=str(p),
+                          hint="write numbers with at most a few dozen digits") from None
+
+
+def load_params(path: str | Path, *, pipeline: tuple[str, ...] = PIPELINE,
+                nb_dir: Path | None = None, name: str | None = None) -> Params:
+    """Read and check a params file before any kernel starts.
+
+    Raises :class:`ConfigError` naming the file and every bad key at once (the typed model in
+    :mod:`capplan.runner.schema` is the one validation), for secret-looking values, and for a
+    run name (``name`` or the file's stem) that is not a plain folder name.
+    """
+    from capplan.runner.schema import validate_params
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError("params file not found", path=str(p),
                           hint="give the path of a YAML file, e.g. params/demo.yaml")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML{line}: {getattr(exc, 'problem', exc)}", path=str(p),
-                          hint="check indentation and quoting") from exc
+    raw = read_yaml(p)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"must be a mapping of parameter names to values, got "
                           f"{type(raw).__name__}", path=str(p),
                           hint="write one 'name: value' per line, as in params/demo.yaml")
-    nb_dir = nb_dir or notebooks_dir(project_root(p))   # the notebooks this run executes
-    declared = {nb: notebook_parameters(nb, nb_dir) for nb in pipeline}
-    allowed: dict[str, str] = {}
-    for nb, decl in declared.items():
-        for k, meta in decl.items():
-            if k not in RUNNER_KEYS:
-                allowed.setdefault(k, meta["type"])
-    unknown = [k for k in raw if k not in allowed]
-    if unknown:
-        k = str(unknown[0])
-        close = difflib.get_close_matches(k, list(allowed), n=1)
-        hint = (f"did you mean '{close[0]}'? " if close else "") + \
-            f"allowed keys: {', '.join(sorted(allowed))}"
-        raise ConfigError(f"unknown parameter '{k}'" + (
-            f" (and {len(unknown) - 1} more: {', '.join(map(str, unknown[1:]))})"
-            if len(unknown) > 1 else ""), path=str(p), key=k, hint=hint)
-    for k, v in raw.items():
-        if not _type_ok(v, allowed[k]):
-            raise ConfigError(f"expected {allowed[k]}, got {type(v).__name__} {v!r}",
-                              path=str(p), key=k,
-                              hint="quote strings such as versions and durations in YAML")
+    bad_keys = [k for k in raw if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError(f"keys must be names, got {bad_keys[0]!r}", path=str(p),
+                          hint="write one 'name: value' per line, as in params/demo.yaml")
     check_no_secrets(raw, path=str(p))
+    run_name = name or raw.get("name") or p.stem
+    if not isinstance(run_name, str) or not NAME_RE.match(run_name) or run_name == "latest":
+        raise ConfigError(f"the run name {run_name!r} is not a plain folder name", path=str(p),
+                          key="name",
+                          hint="use letters, digits, '-', '_' and '.', not starting with a dot: "
+                               "rename the params file or pass --name NAME")
+    model = validate_params(raw, path=str(p))
+    declared = {nb: notebook_parameters(nb, nb_dir) for nb in pipeline}
+    allowed = {k for decl in declared.values() for k in decl} - RUNNER_KEYS
+    unknown = sorted(set(raw) - allowed - {"name"})
+    if unknown:  # the model knows a key that no notebook of this pipeline declares
+        raise ConfigError(f"unknown parameter '{unknown[0]}' for notebooks {', '.join(pipeline)}",
+                          path=str(p), key=unknown[0],
+                          hint=f"allowed keys: {', '.join(sorted(allowed))}")
     _check_sections(raw, path=str(p))
-    per_nb = {nb: {k: v for k, v in raw.items() if k in decl} for nb, decl in declared.items()}
-    return Params(name=p.stem, path=str(p), values=dict(raw), per_notebook=per_nb)
+    _check_files(model, p)
+    values = {k: v for k, v in raw.items() if k != "name"}
+    per_nb = {nb: {k: v for k, v in values.items() if k in decl} for nb, decl in declared.items()}
+    return Params(name=run_name, path=str(p), values=values, per_notebook=per_nb)
+
+
+def _check_files(model, p: Path) -> None:
+    """Input files the params name must exist before any kernel starts."""
+    base = project_root(p)
+    for key in ("loadtest_file", "previous_summary"):
+        v = getattr(model, key, "")
+        if not v or (key == "loadtest_file" and v == "demo"):
+            continue
+        f = Path(v).expanduser()
+        f = f if f.is_absolute() else base / f
+        if not f.is_file():
+            raise ConfigError(f"{key}: file not found: {v}", path=str(p), key=key,
+                              hint=f"give a path relative to {base} or an absolute path"
+                                   + (", or 'demo', or '' to skip" if key == "loadtest_file" else ""))

@@ -18,7 +18,17 @@ Scheduled runs (cron, systemd timers, CI):
   collide: the second waits up to ``wait_s`` and then fails with :class:`LockBusy` naming the
   holder; the kernel releases the lock if the holder dies, even by ``kill -9``;
 * a per-cell timeout and a whole-run timeout (each cell gets at most what is left of the run);
-* retention: ``keep`` prunes all but the newest N finished runs (never the one ``latest`` names);
+* retention: ``keep`` prunes all but the newest N finished runs (never the one ``latest`` names),
+  and abandoned ``.partial`` folders of killed runs.  It only ever deletes folders the runner
+  itself marked as runs (a ``.capplan-run`` file inside): a user's notes beside the runs, or a
+  folder named like a run but not made by one, are never touched;
+* containment: the run name is a plain folder name (letters, digits, ``-_.``), every path the
+  runner writes or deletes resolves inside ``outputs/<name>/`` after symlinks are resolved, and
+  the lock file is opened with ``O_NOFOLLOW``;
+* every failure to write (full disk, read-only folder) is an :class:`OutputError` naming the
+  file and a fix; ``latest`` and the store stay as they were;
+* every output file (notebooks, manifest, log, summary, findings) is scrubbed of the secret
+  values in play (:func:`capplan.core.credentials.known_secrets`);
 * a log file per run (``run.log``).
 
 Exit codes: 0 success, 1 failed, 2 bad params, 3 finished with degraded data.
@@ -26,10 +36,12 @@ Exit codes: 0 success, 1 failed, 2 bad params, 3 finished with degraded data.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import platform
+import re
 import secrets
 import shutil
 import subprocess
@@ -47,6 +59,12 @@ __all__ = ["RunResult", "run_report", "scrub_notebook", "EXIT_CODES"]
 
 EXIT_CODES = {"ok": 0, "failed": 1, "bad_params": 2, "degraded": 3}
 MANIFEST_SCHEMA = 1
+#: The file that marks a folder as a run made by this runner (retention deletes nothing else).
+RUN_MARKER = ".capplan-run"
+RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
+PARTIAL_RE = re.compile(r"^\.(\d{8}T\d{6}Z-[0-9a-f]{4})\.partial$")
+#: Abandoned ``.partial`` folders older than this are pruned when no run timeout is given.
+DEFAULT_STALE_PARTIAL_S = 6 * 3600
 _VERSIONS = ("capplan", "papermill", "pandas", "numpy", "scipy", "statsmodels", "matplotlib",
              "redis", "psycopg", "nbconvert", "ipykernel", "dask")
 
@@ -106,7 +124,12 @@ def scrub_notebook(path: Path, *, secret_values: tuple[str, ...] = ()) -> None:
     """
     from capplan.core.credentials import scrub
 
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OutputError(f"the executed notebook {path.name} is unreadable or truncated "
+                          f"({type(exc).__name__}); the disk may be full",
+                          hint=f"free space under {path.parent.parent} and run again") from None
     pm = nb.get("metadata", {}).get("papermill", {})
     for key in ("input_path", "output_path"):
         if pm.get(key):
@@ -121,14 +144,80 @@ def scrub_notebook(path: Path, *, secret_values: tuple[str, ...] = ()) -> None:
             return {k: clean(v) for k, v in obj.items()}
         return obj
 
-    path.write_text(json.dumps(clean(nb), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write_text(path, json.dumps(clean(nb), indent=1, ensure_ascii=False) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``path`` whole (temp file + rename) or raise :class:`OutputError`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with _suppress_os():
+            tmp.unlink()
+        raise _output_error(exc, path) from None
+
+
+class _suppress_os:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        return et is not None and issubclass(et, OSError)
+
+
+def _output_error(exc: OSError, path: Path) -> OutputError:
+    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+           errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+           errno.EPERM: "permission denied", errno.EISDIR: "a directory is in the way",
+           errno.ELOOP: "it is a symbolic link (refused)",
+           errno.ENOTDIR: "a file is in the way"}.get(exc.errno, exc.strerror or str(exc))
+    return OutputError(f"cannot write {path}: {why}",
+                       hint="free some disk space, make the outputs folder writable, or pass "
+                            "--outputs DIR; the previous report and the store are untouched")
 
 
 def _env_secrets() -> tuple[str, ...]:
-    """Values of password-like environment variables, so they can be scrubbed from outputs."""
-    keys = [k for k in os.environ if any(w in k.upper() for w in ("PASSWORD", "SECRET", "TOKEN"))]
-    # passwords inside URLs (REDIS_URL, url_env variables) are masked by scrub() by their shape
-    return tuple(os.environ[k] for k in keys if len(os.environ[k]) >= 4)
+    """The secret values in play (environment, credential files, DSN parts) in every form."""
+    from capplan.core.credentials import known_secrets
+
+    return tuple(known_secrets())
+
+
+def _scrub_file(path: Path, secret_values: tuple[str, ...]) -> None:
+    """Mask secrets in one text output file in place (JSON stays valid: string by string)."""
+    from capplan.core.credentials import scrub
+
+    if not path.is_file() or path.is_symlink():
+        return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    if path.suffix == ".json":
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            obj = None
+        if obj is not None:
+            def clean(o):
+                if isinstance(o, str):
+                    return scrub(o, secret_values)
+                if isinstance(o, list):
+                    return [clean(v) for v in o]
+                if isinstance(o, dict):
+                    return {scrub(k, secret_values): clean(v) for k, v in o.items()}
+                return o
+            cleaned = clean(obj)
+            if cleaned != obj:
+                _write_text(path, json.dumps(cleaned, indent=2, ensure_ascii=False) + "\n")
+            return
+    new = scrub(text, secret_values)
+    if new != text:
+        _write_text(path, new)
 
 
 def new_run_id() -> str:
@@ -155,7 +244,13 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot open the run lock {self.path}: "
+                              f"{_output_error(exc, self.path).message.split(': ', 1)[-1]}",
+                              hint=f"remove {self.path} (it must be a plain file made by capplan) "
+                                   "or pass --outputs DIR") from None
         deadline = time.monotonic() + max(0.0, self.wait_s)
         while True:
             try:
@@ -170,8 +265,11 @@ class RunLock:
                                    run_dir=str(self.path.parent),
                                    hint="let it finish, or pass --wait SECONDS to queue behind it")
                 time.sleep(self.poll_s)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat()}".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat()}".encode(), 0)
+        except OSError:
+            pass  # the flock is what matters; the holder text is a courtesy
         self._fd = fd
         return self
 
@@ -181,27 +279,59 @@ class RunLock:
             self._fd = None
 
 
-def _prepare_dir(outputs: Path, name: str, run_id: str) -> tuple[Path, Path]:
-    name_dir = outputs / name
+def name_folder(outputs: Path, name: str) -> Path:
+    """``outputs/<name>``, checked to be a real folder inside ``outputs`` (symlinks resolved)."""
+    from capplan.runner.params import NAME_RE
+
+    if not NAME_RE.match(name) or name == "latest":
+        raise OutputError(f"the run name {name!r} is not a plain folder name",
+                          hint="use letters, digits, '-', '_' and '.', not starting with a dot "
+                               "(rename the params file or pass --name NAME)")
     try:
-        name_dir.mkdir(parents=True, exist_ok=True)
-        work = name_dir / f".{run_id}.partial"
+        outputs.mkdir(parents=True, exist_ok=True)
+        root = outputs.resolve(strict=True)
+        name_dir = root / name
+        if name_dir.is_symlink():
+            raise OutputError(f"{name_dir} is a symbolic link; capplan writes runs only into "
+                              "folders it created", hint="remove the link or pass --outputs DIR")
+        name_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise _output_error(exc, outputs / name) from None
+    if name_dir.resolve().parent != root or not name_dir.is_dir():
+        raise OutputError(f"{name_dir} resolves outside {root}",
+                          hint="pass --outputs DIR pointing at a plain folder")
+    return name_dir
+
+
+def _inside(path: Path, name_dir: Path) -> bool:
+    try:
+        return path.resolve().parent == name_dir.resolve() and not path.is_symlink()
+    except OSError:
+        return False
+
+
+def _prepare_dir(name_dir: Path, run_id: str) -> Path:
+    work = name_dir / f".{run_id}.partial"
+    try:
         (work / "figures").mkdir(parents=True)
         (work / "findings").mkdir()
+        _write_text(work / RUN_MARKER, json.dumps({"run_id": run_id, "pid": os.getpid(),
+                                                   "host": platform.node()}) + "\n")
         probe = work / ".write-test"
         probe.write_bytes(b"x" * 65536)
         probe.unlink()
+    except OutputError:
+        raise
     except OSError as exc:
-        raise OutputError(f"cannot write the run folder under {name_dir}: {exc.strerror or exc}",
-                          hint="make the outputs directory writable, free some disk space, or "
-                               "pass --outputs DIR") from exc
-    return name_dir, work
+        raise _output_error(exc, work) from None
+    return work
 
 
 def run_report(params_path: str | Path, *, outputs: str | Path | None = None,
                cell_timeout_s: float = 600, run_timeout_s: float | None = None,
                wait_s: float = 0.0, keep: int | None = None, kernel: str = "python3",
-               pipeline: tuple[str, ...] = PIPELINE, log_output: bool = False) -> RunResult:
+               pipeline: tuple[str, ...] = PIPELINE, log_output: bool = False,
+               name: str | None = None) -> RunResult:
     """Run the pipeline for one params file; see the module docstring for what is written.
 
     Raises :class:`~capplan.errors.ConfigError` (bad params, before any kernel starts),
@@ -209,34 +339,33 @@ def run_report(params_path: str | Path, *, outputs: str | Path | None = None,
     :class:`~capplan.errors.OutputError` (unwritable outputs).  A failing notebook does not
     raise: the result's ``status`` is ``failed`` and its folder keeps the error notebook.
     """
-    params: Params = load_params(params_path, pipeline=pipeline)
+    params: Params = load_params(params_path, pipeline=pipeline, name=name)
     from capplan.runner.preflight import preflight  # issue 14: PromQL, files, worker pools
     preflight(params.values, path=params.path)
     if keep is not None and keep < 1:
         raise RunError("--keep must be at least 1", hint="keep at least the run being made")
     outputs = Path(outputs) if outputs else project_root(params.path) / "outputs"
-    try:
-        (outputs / params.name).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {outputs / params.name}: {exc.strerror or exc}",
-                          hint="make the outputs directory writable or pass --outputs DIR") from exc
-    with RunLock(outputs / params.name, wait_s=wait_s):
-        res = _run_locked(params, outputs, cell_timeout_s=cell_timeout_s,
+    name_dir = name_folder(outputs, params.name)
+    with RunLock(name_dir, wait_s=wait_s):
+        res = _run_locked(params, name_dir, cell_timeout_s=cell_timeout_s,
                           run_timeout_s=run_timeout_s, kernel=kernel, pipeline=pipeline,
                           log_output=log_output)
         if keep is not None and res.status in ("ok", "degraded"):
-            prune_runs(res.run_dir.parent, keep)
+            prune_runs(name_dir, keep, stale_partial_s=run_timeout_s or DEFAULT_STALE_PARTIAL_S)
     return res
 
 
-def _run_locked(params: Params, outputs: Path, *, cell_timeout_s: float,
+def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
                 run_timeout_s: float | None, kernel: str, pipeline: tuple[str, ...],
                 log_output: bool) -> RunResult:
     run_id = new_run_id()
-    name_dir, work = _prepare_dir(outputs, params.name, run_id)
+    work = _prepare_dir(name_dir, run_id)
     started = time.time()
     log = logging.getLogger("capplan.runner.run")
-    handler = logging.FileHandler(work / "run.log", encoding="utf-8")
+    try:
+        handler = logging.FileHandler(work / "run.log", encoding="utf-8")
+    except OSError as exc:
+        raise _output_error(exc, work / "run.log") from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for lg in (log, logging.getLogger("papermill")):
         lg.addHandler(handler)
@@ -291,14 +420,32 @@ def _run_locked(params: Params, outputs: Path, *, cell_timeout_s: float,
         for entry in results:
             p = work / entry["notebook"]
             if p.exists():
-                scrub_notebook(p, secret_values=secrets_)
+                try:
+                    scrub_notebook(p, secret_values=secrets_)
+                except OutputError as exc:
+                    status = "failed"
+                    entry.update(status="failed", error=exc.message)
+        for p in [*(work / "findings").glob("*.json"), work / "summary.json", work / "report.md",
+                  work / "report.html"]:
+            _scrub_file(p, secrets_)
         if status == "ok":
             summary = work / "summary.json"
-            if not summary.exists() or not (work / "report.html").exists():
+            try:
+                doc = json.loads(summary.read_text()) if summary.exists() else None
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                doc = None
+            collected = _collect_meta(work)
+            if collected.get("no_data"):
+                status = "failed"
+                results.append({"notebook": "01-collect.ipynb", "status": "failed", "duration_s": 0,
+                                "error": "no source produced data in this run: "
+                                         + "; ".join(collected.get("failed", [])[:5])})
+            elif doc is None or not (work / "report.html").exists():
                 status = "failed"
                 results.append({"notebook": "-", "status": "failed", "duration_s": 0,
-                                "error": "the pipeline ended without summary.json/report.html"})
-            elif json.loads(summary.read_text()).get("degraded"):
+                                "error": "the pipeline ended without a readable summary.json and "
+                                         "report.html (is the disk full?)"})
+            elif doc.get("degraded"):
                 status = "degraded"
         if status != "failed":
             from capplan.report.render import write_pdf
@@ -322,34 +469,90 @@ def _run_locked(params: Params, outputs: Path, *, cell_timeout_s: float,
             "kernel": kernel,
             "cell_timeout_s": cell_timeout_s,
         }
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        from capplan.core.credentials import scrub
+
+        _write_text(work / "manifest.json",
+                    scrub(json.dumps(manifest, indent=2, default=str), secrets_) + "\n")
     finally:
         for lg in (log, logging.getLogger("papermill")):
             lg.removeHandler(handler)
         handler.close()
+        with _suppress_os():
+            _scrub_file(work / "run.log", _env_secrets())
     final = name_dir / run_id
     try:
         os.rename(work, final)
         if status in ("ok", "degraded"):
             point_latest(name_dir, run_id)
     except OSError as exc:
-        raise OutputError(f"cannot publish the run folder {final}: {exc}",
-                          hint="check free space and permissions of the outputs directory") from exc
+        raise _output_error(exc, final) from None
     return RunResult(name=params.name, run_id=run_id, run_dir=final, status=status,
                      notebooks=results, duration_s=round(time.time() - started, 3))
 
 
-def prune_runs(name_dir: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` finished runs (never the one ``latest`` points to)."""
+def _collect_meta(work: Path) -> dict:
+    """What 01-collect recorded about its sources: ``no_data`` when it ran a collection in which
+    no source produced a sample (then the run fails and ``latest`` stays)."""
+    try:
+        meta = json.loads((work / "findings" / "01-collect.json").read_text()).get("meta", {})
+    except (OSError, ValueError):
+        return {}
+    failed = [f"{f.get('source')}: {f.get('error')}" for f in meta.get("failed_sources", []) or []
+              if isinstance(f, dict)]
+    produced = meta.get("produced_samples")
+    return {"no_data": produced is not None and produced == 0 and meta.get("mode") != "store",
+            "failed": failed}
+
+
+def _is_marked_run(p: Path) -> bool:
+    m = p / RUN_MARKER
+    return p.is_dir() and not p.is_symlink() and m.is_file() and not m.is_symlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def prune_runs(name_dir: Path, keep: int, *,
+               stale_partial_s: float = DEFAULT_STALE_PARTIAL_S) -> list[Path]:
+    """Delete all but the newest ``keep`` finished runs (never the one ``latest`` points to),
+    and abandoned ``.partial`` folders (their run's process is gone, or older than
+    ``stale_partial_s``).  Only folders directly in ``name_dir`` that carry the runner's mark
+    are ever deleted.  Call it holding the run lock."""
     if keep < 1:
         raise RunError("retention must keep at least one run", hint="set keep >= 1")
     latest = (name_dir / "latest").resolve() if (name_dir / "latest").exists() else None
-    runs = sorted([p for p in name_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-                   and not p.is_symlink()], key=lambda p: p.name)
+    runs, partials = [], []
+    for p in name_dir.iterdir():
+        if not _inside(p, name_dir) or not _is_marked_run(p):
+            continue
+        if RUN_ID_RE.match(p.name):
+            runs.append(p)
+        elif PARTIAL_RE.match(p.name):
+            partials.append(p)
+    runs.sort(key=lambda p: p.name)
     removed = []
     for p in runs[:-keep]:
         if latest is not None and p.resolve() == latest:
             continue
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)
+    now = time.time()
+    for p in partials:
+        try:
+            info = json.loads((p / RUN_MARKER).read_text())
+            pid = int(info.get("pid", 0))
+            same_host = info.get("host") == platform.node()
+            age = now - p.stat().st_mtime
+        except (OSError, ValueError, TypeError):
+            continue
+        if age > stale_partial_s or (same_host and pid and not _pid_alive(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
     return removed
