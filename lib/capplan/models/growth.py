@@ -276,7 +276,7 @@ def fit_forecast(y: pd.Series, *, horizon: int, grain: str = "1h",
                     trend_up=trend_up, trend_blocks=int(res.trend_blocks),
                     season=periods.get(res.specs[0].period, "none"), scale=res.scale,
                     path_knots=knots, members=_clip_members(res.members, lo, hi),
-                    resid=res.resid, block=res.block, error_paths=res.error_paths)
+                    block=res.block, noise=res.noise)
 
 
 def _clip_members(m: np.ndarray, lo, hi) -> np.ndarray:

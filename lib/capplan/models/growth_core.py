@@ -466,10 +466,9 @@ class CoreResult:
     slope_t: float              # its t statistic (block medians)
     trend_blocks: int
     members: np.ndarray = None  # (K, H) point forecasts of the combined candidates
-    resid: np.ndarray = None    # standardised one-step residuals (block bootstrap pool)
     block: int = 1              # bootstrap block length (steps)
-    error_paths: np.ndarray = None  # (folds, min(hb, H)) normalised cross-fitted error paths
     tails: tuple = None         # (min, 0.1 %, 99.9 %, max) of the time-weighted normalised errors
+    noise: np.ndarray = None    # short-lived departures (value units) for the residual bootstrap
 
 
 BLOCK_FRACTION = 0.5     # bootstrap block = this share of a day (of the block length L)
@@ -521,29 +520,25 @@ def time_weighted_tails(Z: np.ndarray, origins: list) -> tuple | None:
             float(z[-1]))
 
 
-def residual_pool(z: np.ndarray, spec: Spec, got, L: int) -> tuple[np.ndarray | None, int]:
-    """Standardised one-step residuals of the deseasonalised recent history, for the block
-    bootstrap of sample paths: x(t) - ewm(x, alpha)(t - 1) with the best candidate's smoothing
-    (alpha 0.4 for the median rule), over at most RESID_BLOCKS blocks; spikes are kept (they are
-    what reaches a limit)."""
+def noise_pool(z: np.ndarray, spec: Spec, got, L: int) -> np.ndarray | None:
+    """Short-lived departures of the recent history, in value units, for the residual block
+    bootstrap of sample paths: the deseasonalised series minus its centred running median over
+    one block (a day), over at most RESID_BLOCKS blocks, centred on its median.  Bursts and
+    spikes are kept at their historical frequency and size (they are what reaches a limit); the
+    slow wander of the level is left to the level error of the paths."""
     n = z.size
     w = min(n, RESID_BLOCKS * L)
     x = z[n - w:]
     if got is not None and spec.period:
-        S = got[1].S
-        x = x - S[np.arange(n - w, n) % spec.period]
-    if x.size < 8:
-        return None, 1
-    a = spec.lpar if spec.level == "ewm" else 0.4
-    k = min(x.size, int(np.ceil(np.log(1e-4) / np.log(1 - a))) + 1)
-    ker = a * (1 - a) ** np.arange(k)
-    lev = np.convolve(x, ker)[:x.size] / np.cumsum(ker)[np.minimum(np.arange(x.size), k - 1)]
-    r = x[1:] - lev[:-1]
+        x = x - got[1].S[np.arange(n - w, n) % spec.period]
+    k = int(L) | 1
+    if x.size < 2 * k:
+        return None
+    pad = np.concatenate([np.full(k // 2, x[0]), x, np.full(k // 2, x[-1])])
+    med = np.median(np.lib.stride_tricks.sliding_window_view(pad, k), axis=1)
+    r = x - med
     r = r[np.isfinite(r)]
-    sd = float(np.std(r))
-    if r.size < 8 or sd <= 0:
-        return None, 1
-    return (r - r.mean()) / sd, int(max(1, round(BLOCK_FRACTION * L)))
+    return r - np.median(r) if r.size >= 8 else None
 
 
 def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
@@ -658,14 +653,14 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         sig, sig_now = np.ones(len(origins)), 1.0
     s, q_int, zs, cov80, cov95 = calibrate(E_cal / sig[:, None], H, origins)
     tails = time_weighted_tails(E_cal / sig[:, None] / s[None, :hb], origins)
-    Zp = E_cal / sig[:, None] / s[None, :hb] if H >= hb else E_cal[:, :H] / sig[:, None] / s[None, :]
     s = s * sig_now
     members = np.array([results[c][2] for c in chosen])
-    resid, block = residual_pool(zf["none"], chosen[0], prepared("none", chosen[0].period), L)
+    block = int(max(1, round(BLOCK_FRACTION * L)))
+    noise = noise_pool(zf["none"], chosen[0], prepared("none", chosen[0].period), L)
 
     got = prepared("none", chosen[0].period)
     slope, slope_t, nb = trend_stats(got[1].d, L) if got is not None else (0.0, 0.0, 0)
     return CoreResult(mean=mean, specs=chosen, score=comb_score, errors=E, origins=origins,
                       scale=s, zs=zs, q_int=q_int, cov80=cov80, cov95=cov95, slope=slope, slope_t=slope_t,
-                      trend_blocks=nb, members=members, resid=resid, block=block,
-                      error_paths=np.where(np.isfinite(Zp), Zp, 0.0), tails=tails)
+                      trend_blocks=nb, members=members, block=block, tails=tails,
+                      noise=noise)
