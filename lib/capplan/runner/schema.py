@@ -352,7 +352,10 @@ class ParamsModel(_Strict):
     collect_duration_s: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] = 60.0
     collect_interval_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 5.0
     prometheus: PrometheusHistory = PrometheusHistory()
-    # files: (mode: files) is added with the 01-collect parameter that reads it
+    files: list[dict[str, Any]] = Field(
+        [], description="mode: files: CSV/Parquet exports, one mapping per file (path, timestamp, "
+                        "value, metric or columns / layout long, unit, kind, timezone); checked "
+                        "file by file before any kernel (capplan.collect.exports.validate_files)")
     # 02-growth
     capacity: list[Capacity] = Field(default_factory=lambda: [Capacity(**c) for c in _DEMO_CAPACITY])
     grain: Text = "1h"
