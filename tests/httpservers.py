@@ -93,7 +93,8 @@ class TricklingServer:
     ``mode="body"`` sends the status line and headers at once (``Content-Length: n_bytes``) and
     then the body a byte at a time; ``mode="headers"`` trickles the status line itself;
     ``mode="redis"`` answers any command with a bulk string of ``n_bytes`` trickled a byte at a
-    time (RESP).  Each connection stops by itself after ``n_bytes`` bytes or when the client goes
+    time (RESP); ``mode="pg"`` completes a PostgreSQL start-up at once (no SSL, trust) and then
+    trickles the reply to the first query.  Each connection stops by itself after ``n_bytes`` bytes or when the client goes
     away, and ``close()`` stops everything, so the server is bounded in time.
     """
 
@@ -129,10 +130,17 @@ class TricklingServer:
         try:
             conn.settimeout(2.0)
             try:
-                conn.recv(65536)   # the request (or the first command)
+                conn.recv(65536)   # the request (or the first command, or SSLRequest)
+                if self.mode == "pg":
+                    conn.sendall(b"N")    # no SSL
+                    conn.recv(65536)      # the start-up message
+                    conn.sendall(_pg_startup_reply())
+                    conn.recv(65536)      # the first query
             except OSError:
                 return
-            if self.mode == "body":
+            if self.mode == "pg":
+                payload = _pg_msg(b"C", b"SET\0") * max(1, self.n_bytes // 9)
+            elif self.mode == "body":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                              b"Content-Length: %d\r\n\r\n" % self.n_bytes)
                 payload = b"#" * self.n_bytes
@@ -156,3 +164,21 @@ class TricklingServer:
         self.sock.close()
         for t in self._threads:
             t.join(timeout=2)
+
+
+def _pg_msg(kind: bytes, body: bytes) -> bytes:
+    import struct
+
+    return kind + struct.pack("!I", len(body) + 4) + body
+
+
+def _pg_startup_reply() -> bytes:
+    """AuthenticationOk, the parameters libpq/psycopg read, BackendKeyData, ReadyForQuery."""
+    import struct
+
+    out = _pg_msg(b"R", struct.pack("!I", 0))
+    for k, v in (("server_version", "16.0"), ("client_encoding", "UTF8"),
+                 ("standard_conforming_strings", "on"), ("integer_datetimes", "on"),
+                 ("DateStyle", "ISO, MDY")):
+        out += _pg_msg(b"S", k.encode() + b"\0" + v.encode() + b"\0")
+    return out + _pg_msg(b"K", struct.pack("!II", 1, 2)) + _pg_msg(b"Z", b"I")

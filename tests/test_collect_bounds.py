@@ -19,6 +19,7 @@ import pytest
 import capplan
 from capplan.collect.http import HttpProbe, MetricsEndpoint, censored_percentile, scrape_metrics
 from capplan.collect.prometheus import instant_query
+from capplan.collect.postgres import CUT_GRACE_S, PostgresCollector
 from capplan.collect.redis import RedisCollector
 from capplan.core.frame import labels_key
 from capplan.errors import SourceUnavailable
@@ -103,6 +104,19 @@ def test_issue10_item7_redis_reply_trickled_is_cut_at_timeout(trickle):
         with pytest.raises(SourceUnavailable, match="no complete answer within timeout_s=1s"):
             col.snapshot()
         assert time.monotonic() - t < 1.0 + SLACK_S
+    finally:
+        col.close()
+
+
+def test_issue10_item7_postgres_reply_trickled_is_cut_after_timeout(trickle, monkeypatch):
+    srv = trickle(mode="pg", gap_s=0.3, n_bytes=90)
+    monkeypatch.setenv("CAP_T_TRICKLE_DSN", f"host=127.0.0.1 port={srv.port} user=x dbname=x")
+    col = PostgresCollector("slow", dsn_env="CAP_T_TRICKLE_DSN", timeout_s=1.0)
+    try:
+        t = time.monotonic()
+        with pytest.raises(SourceUnavailable, match="no complete answer within timeout_s=1s"):
+            col.snapshot()
+        assert time.monotonic() - t < 1.0 + CUT_GRACE_S + SLACK_S
     finally:
         col.close()
 

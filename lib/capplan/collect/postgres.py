@@ -17,8 +17,10 @@ Params section (``source: postgres``)::
       statements_top: 20       # top statements by total execution time; 0 disables
       sizes_every_s: 60        # pg_database_size() walks every file of every database (tens
                                # of ms on a busy host): read sizes at most this often; 0 = always
-      timeout_s: 2             # connect timeout (libpq: whole seconds, at least 2) and the
-                               # session's statement_timeout; lock_timeout is half of it
+      timeout_s: 2             # connect timeout (libpq: whole seconds, at least 2, for the
+                               # whole connection set-up) and the session's statement_timeout;
+                               # lock_timeout is half of it; a round trip still unanswered
+                               # 1 s after it (a server trickling its reply) is cut off
 
 The session is read-only (``default_transaction_read_only``) with ``statement_timeout`` and
 ``lock_timeout`` set, so a monitoring read never waits on a lock.  Everything works under a role
@@ -51,13 +53,15 @@ Every number is cast ``::float8`` in SQL and ``float()`` in Python: no ``Decimal
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import socket
 import time
 
 from capplan.collect import register
-from capplan.collect._common import Row, build_frame, check_keys, positive_float
+from capplan.collect._common import Row, Watchdog, build_frame, check_keys, positive_float
 from capplan.core.credentials import dsn_passwords, known_secrets, resolve_pg_conninfo, scrub
 from capplan.errors import ConfigError, SourceUnavailable
 
@@ -68,6 +72,24 @@ log = logging.getLogger(__name__)
 #: pg_stat_activity.state values (postgres_exporter's list) plus "unknown" (NULL to this role).
 BACKEND_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)",
                   "fastpath function call", "disabled", "unknown")
+#: A round trip is cut this long after statement_timeout would have ended it server-side.
+CUT_GRACE_S = 1.0
+
+
+class _ReadCut(Exception):
+    """A round trip cut by the client-side watchdog (raised as SourceUnavailable)."""
+
+
+def _cut_socket(conn) -> None:
+    """Shut down ``conn``'s socket under libpq while another thread waits on it: that wait ends
+    with an error and the connection is broken.  Nothing is freed (no PQfinish from a second
+    thread), so this is safe mid-query."""
+    fd = conn.pgconn.socket
+    s = socket.socket(fileno=os.dup(fd))
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    finally:
+        s.close()
 _KEYS = {"source", "name", "dsn_env", "profile", "credentials_file", "databases", "tables_limit",
          "statements_top", "sizes_every_s", "timeout_s", "connection"}
 
@@ -194,11 +216,35 @@ class PostgresCollector:
             conn = psycopg.connect(self._conninfo, autocommit=True,
                                    connect_timeout=max(2, math.ceil(self.timeout_s)),
                                    application_name=f"capplan-{self.name}", **extra)
-            conn.execute(f"set statement_timeout = {ms}; set lock_timeout = {max(1, ms // 2)}; "
-                         "set default_transaction_read_only = on")
         except psycopg.Error as exc:
             raise self._fail(exc, f"connecting to {where}") from None
+        try:
+            with self._bounded(conn, f"setting up the session at {where}"):
+                conn.execute(f"set statement_timeout = {ms}; set lock_timeout = "
+                             f"{max(1, ms // 2)}; set default_transaction_read_only = on")
+        except psycopg.Error as exc:
+            conn.close()
+            raise self._fail(exc, f"connecting to {where}") from None
+        except SourceUnavailable:
+            conn.close()
+            raise
         return conn
+
+    @contextlib.contextmanager
+    def _bounded(self, conn, doing: str):
+        """One round trip on ``conn``, cut :data:`CUT_GRACE_S` after ``timeout_s``: libpq waits
+        on its socket without a deadline, so a server trickling its reply would hold it."""
+        dog = Watchdog(self.timeout_s + CUT_GRACE_S, lambda: _cut_socket(conn))
+        try:
+            with dog:
+                yield
+        except Exception as exc:  # noqa: BLE001 - a cut read fails in libpq's own words
+            if dog.fired:
+                raise SourceUnavailable(
+                    f"{doing}: no complete answer within timeout_s={self.timeout_s:g}s "
+                    "(+1 s; slow or trickling server)", source=self.source,
+                    hint="check the server's load and network, or raise timeout_s") from None
+            raise
 
     def _fail(self, exc: BaseException, doing: str) -> SourceUnavailable:
         import psycopg
@@ -235,7 +281,8 @@ class PostgresCollector:
         try:
             now = time.monotonic()
             sizes = self._sizes_at is None or now - self._sizes_at >= self.sizes_every_s
-            with conn.pipeline(), conn.cursor() as c1, conn.cursor() as c2, \
+            with self._bounded(conn, f"reading statistics from {self._where_safe}"), \
+                    conn.pipeline(), conn.cursor() as c1, conn.cursor() as c2, \
                     conn.cursor() as c3:   # one round trip for the three cluster-wide reads
                 c1.execute(_Q_SETTINGS)
                 c2.execute(_Q_DATABASE, (sizes,))
@@ -245,7 +292,8 @@ class PostgresCollector:
                 activity = c3.fetchall()
             if sizes:
                 self._sizes_at = now
-            with conn.cursor() as cur:
+            with self._bounded(conn, f"reading statements from {self._where_safe}"), \
+                    conn.cursor() as cur:
                 stmts = self._statements(cur)
             t1 = time.time()
             self._database_rows(dbrows, rows, sizes)
@@ -271,6 +319,9 @@ class PostgresCollector:
             if conn.closed or conn.broken:
                 self._drop_main()
             raise self._fail(exc, f"reading statistics from {self._where_safe}") from None
+        except SourceUnavailable:
+            self._drop_main()   # cut by the watchdog: the connection is broken
+            raise
         return build_frame((t0 + t1) / 2, self.source, rows)
 
     @staticmethod
@@ -304,12 +355,13 @@ class PostgresCollector:
         for db in self._table_dbs(conn, current_db):
             try:
                 dconn = conn if db == current_db else self._db_conn(db)
-                with dconn.pipeline(), dconn.cursor() as c1, dconn.cursor() as c2:
+                with self._bounded(dconn, f"reading table statistics of '{db}'"), \
+                        dconn.pipeline(), dconn.cursor() as c1, dconn.cursor() as c2:
                     c1.execute(_Q_TABLES, (self.tables_limit,))
                     c2.execute(_Q_INDEXES, (self.tables_limit,))
                     tables, indexes = c1.fetchall(), c2.fetchall()
             except (psycopg.Error, SourceUnavailable) as exc:
-                if db == current_db and isinstance(exc, psycopg.Error):
+                if db == current_db:   # the main connection: the snapshot fails
                     raise
                 self._drop_db(db)
                 self._note(f"table statistics of database '{db}' skipped: "
