@@ -206,6 +206,11 @@ def preset_queries(names: object, *, node_selector: str = "", node_mountpoint: s
     return out
 
 
+def _bare(exc: ConfigError) -> str:
+    """The message of a wrapped error without its own "key '...': " prefix."""
+    return re.sub(r"^key '[^']*': ", "", exc.message)
+
+
 def _value(text: object, kind: str) -> float | None:
     try:
         v = float(text)
@@ -241,7 +246,7 @@ def fetch_queries(base_url: str, queries: list[QuerySpec], start: object, end: o
             series, warn = prom.query_range(base_url, q.promql, t0, t1, st, timeout_s=timeout_s,
                                             bearer_token=bearer_token)
         except ConfigError as exc:
-            raise ConfigError(f"query {q.name}: {exc.message}", key=f"prometheus.queries.{q.name}",
+            raise ConfigError(f"query {q.name}: {_bare(exc)}", key=f"prometheus.queries.{q.name}",
                               hint="fix the PromQL (try it in the Prometheus expression browser)"
                               ) from exc
         except SourceUnavailable as exc:
@@ -380,7 +385,7 @@ def validate_queries(cfg: object, *, path: str | None = None) -> list[str]:
                 prom._call(url, "/api/v1/query", {"query": q.promql, "timeout": "1"},
                            timeout_s=timeout_s)
         except ConfigError as exc:
-            raise ConfigError(f"invalid PromQL in query {q.name}: {exc.message}", path=path,
+            raise ConfigError(f"invalid PromQL in query {q.name}: {_bare(exc)}", path=path,
                               key=f"prometheus.queries.{q.name}",
                               hint="fix the expression; Prometheus's message above says where"
                               ) from exc
