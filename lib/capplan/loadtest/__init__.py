@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,8 +119,10 @@ def _head(path: Path, n: int = 4096) -> str:
     try:
         with opener(path, "rb") as fh:
             return fh.read(n).decode("utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise ParseError(f"cannot read load-test result: {exc}", path=str(path)) from exc
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt .gz too
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+            type(exc).__name__
+        raise ParseError(f"cannot read load-test result ({reason})", path=str(path)) from None
 
 
 def detect_format(path: str | os.PathLike) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -160,7 +161,7 @@ def _open_text(path) -> str:
         try:
             with gzip.open(path, "rt", encoding="utf-8") as fh:
                 return fh.read()
-        except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
             # the reason's class, not its text: a decoding error's text carries raw bytes
             raise ParseError(f"cannot read gzipped k6 output ({type(exc).__name__})",
                              path=str(path)) from None
