@@ -85,7 +85,9 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
         if mode == "demo":
             from capplan.collect.demo import DEMO_LABEL, describe_demo, generate_demo
 
-            frame = generate_demo(seed=seed, days=demo_days)
+            # the demo history ends at the run's date (midnight UTC: deterministic for a day)
+            demo_end = pd.Timestamp.now(tz="UTC").floor("1D")
+            frame = generate_demo(seed=seed, days=demo_days, end=demo_end)
             if demo_latency_factor != 1.0:
                 m = frame["metric"] == "http_request_duration_p95_seconds"
                 frame.loc[m, "value"] = frame.loc[m, "value"] * demo_latency_factor
@@ -93,10 +95,11 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
                              "(demo_latency_factor: a rehearsed regression)")
             from capplan.collect.demo import generate_demo_jobs   # the demo's worker pool
 
-            frame = pd.concat([frame, generate_demo_jobs(seed=seed, days=demo_days)],
+            frame = pd.concat([frame, generate_demo_jobs(seed=seed, days=demo_days, end=demo_end)],
                               ignore_index=True)
             st.append(frame)
-            meta["demo"] = describe_demo(seed=seed, days=demo_days)
+            meta["demo"] = describe_demo(seed=seed, days=demo_days, end=demo_end)
+            meta["produced_samples"] = int(len(frame))
             meta["demo"]["latency_factor"] = demo_latency_factor
             notes.insert(0, f"{DEMO_LABEL}: generated from seed {seed}, {demo_days} days at 5-minute "
                             "resolution; no server was contacted.")
@@ -104,6 +107,7 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
             from capplan.collect.loop import build_collectors, collect
 
             collectors = build_collectors(sources, path="params")
+            before = _samples_by_source(st)
             try:
                 res = collect(collectors, st, duration_s=duration_s, interval_s=interval_s,
                               progress=False)
@@ -111,13 +115,21 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
                 for c in collectors:
                     c.close()
             meta["collection"] = res.to_dict()
-            notes.extend(res.notes)
-            for c in collectors:
-                notes.extend(getattr(c, "notes", []) or [])
+            after = _samples_by_source(st)
+            produced = {src: after.get(src, 0) - before.get(src, 0) for src in res.sources}
+            meta["produced_samples"] = int(sum(produced.values()))
+            meta["as_of"] = res.ended_at.isoformat()
+            meta["stale_after_s"] = 2 * float(interval_s)
+            meta["failed_sources"] = _failed_sources(res, produced)
+            for text in [*res.notes, *(n for c in collectors for n in (getattr(c, "notes", []) or []))]:
+                if text not in notes:            # each note once
+                    notes.append(text)
             if res.degraded:
                 degraded = True
-                notes.append(f"{len(res.failures)} failed read(s) during collection: the data has "
-                             "gaps (see provenance)")
+                for f in meta["failed_sources"]:
+                    notes.append(f"{f['source']}: {f['failed']} failed read(s) of "
+                                 f"{f['failed'] + f['ok']}: {f['error']}"
+                                 + (f" (how to fix: {f['hint']})" if f.get("hint") else ""))
         elif mode == "files":    # CSV/Parquet exports (capplan.collect.exports)
             from capplan.collect.exports import read_exports
 
@@ -131,6 +143,9 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
             frame, info = _prometheus_history(prometheus or {})
             st.append(frame)
             meta["prometheus"] = info
+            meta["produced_samples"] = int(len(frame))
+            meta["as_of"] = info.get("end")
+            meta["stale_after_s"] = info.get("step_s")
             notes.append(f"history from Prometheus: {info['days']} days at a {info['step_s']:g} s step, "
                          f"{len(frame):,} samples")
             if info["missing_metrics"]:
@@ -139,17 +154,46 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
                 notes.append("PromQL queries that returned no series: "
                              + ", ".join(info["empty_queries"]))
         inv = describe_store(st)
-    if inv.empty:
-        raise InsufficientData("the store holds no samples",
-                               hint="use mode: demo, or collect first (mode: live)")
     findings = [Finding(id=f"data.{row.source}", section="data", label=str(row.source),
                         value=float(row.samples), unit="count", n=float(row.samples),
                         window=(row.first, row.last), source=str(row.source), status="info",
                         extra={"series": int(row.series)})
                 for row in inv.itertuples()]
+    findings += [Finding(id=f"failure.{f['source']}", section="data", label=f["source"],
+                         value=float(f["failed"]), unit="count", source=f["source"],
+                         status="failed" if not f["produced"] else "info", detail=f["error"],
+                         extra={"hint": f.get("hint"), "ok": f["ok"], "failed": f["failed"],
+                                "display": {"error": f["error"], "hint": f.get("hint") or ""}})
+                 for f in meta.get("failed_sources", [])]
+    if mode == "store":
+        meta["produced_samples"] = int(inv["samples"].sum()) if not inv.empty else 0
     meta["degraded"] = degraded
     save_findings(run_dir, "01-collect", findings, notes=notes, meta=meta)
+    if inv.empty:     # after saving: the runner reads failed_sources / produced_samples
+        raise InsufficientData("the store holds no samples",
+                               hint="use mode: demo, or collect first (mode: live)")
     return CollectOutcome(mode, mode == "demo", inv, notes, degraded)
+
+
+def _samples_by_source(st) -> dict:
+    s = st.series()
+    return {} if s.empty else {str(k): int(v) for k, v in s.groupby("source")["n"].sum().items()}
+
+
+def _failed_sources(res, produced: dict) -> list[dict]:
+    """``[{"source", "error", "hint", "failed", "ok", "produced"}]``: each source with a failed
+    read this run, its first error and fix hint (``produced``: samples it still wrote)."""
+    out = []
+    for src, counts in sorted(res.sources.items()):
+        if not counts.get("failed"):
+            continue
+        first = next((f for f in res.failures if f.get("source") == src), {})
+        text = str(first.get("error") or "read failed")
+        error, _, hint = text.partition("\n  how to fix: ")
+        out.append({"source": src, "error": error.strip(), "hint": hint.strip() or None,
+                    "failed": int(counts.get("failed", 0)), "ok": int(counts.get("ok", 0)),
+                    "produced": int(produced.get(src, 0))})
+    return out
 
 
 def _prometheus_history(cfg: dict) -> tuple[pd.DataFrame, dict]:
@@ -179,6 +223,7 @@ def _synthetic(run_dir: Path) -> bool:
 def growth_step(*, store: str, run_dir: Path, capacity: list, grain: str = "1h",
                 horizon_days: int = 90, lookback_days: int = 90) -> GrowthOutcome:
     """Forecast every capacity entry and compute its runway (see :mod:`capplan.analysis.runway`)."""
+    from capplan.analysis.findings import runway_status
     from capplan.analysis.runway import analyse_capacity, parse_capacity
 
     from capplan.report.figures import FigureWriter
@@ -198,7 +243,8 @@ def growth_step(*, store: str, run_dir: Path, capacity: list, grain: str = "1h",
             d = f.to_dict()["display"]
             rows.append({"resource": f.label, "current": d.get("value"), "limit": d.get("limit"),
                          "utilisation": d.get("utilisation"), "crossing (95% interval)": d.get("crossing"),
-                         "P(cross in horizon)": d.get("p_cross", "n/a"), "status": f.status})
+                         "P(cross in horizon)": d.get("p_cross", "n/a"),
+                         "status": runway_status(f.status, f.extra.get("p_cross_within_horizon"))})
     save_findings(run_dir, "02-growth", findings, figures={f"runway_{i}": p for i, p in enumerate(figs)},
                   meta={"grain": grain, "horizon_days": horizon_days, "lookback_days": lookback_days})
     return GrowthOutcome(pd.DataFrame(rows), figs, findings)
