@@ -258,7 +258,7 @@ def _pg_args(dsn: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def pgbench_runs(pg_dsn, tmp_path_factory):
-    """Real pgbench -S runs on loopback in a throwaway database: 10 of one configuration, then
+    """Real pgbench -S runs on loopback in a throwaway database: 8 of one configuration, then
     3 after dropping pgbench_accounts' primary key (every select becomes a sequential scan)."""
     import psycopg
     from psycopg.conninfo import make_conninfo
@@ -282,7 +282,7 @@ def pgbench_runs(pg_dsn, tmp_path_factory):
                            cwd=d, check=True, capture_output=True, timeout=30)
             return d
 
-        same = [run(f"same{i}") for i in range(10)]
+        same = [run(f"same{i}") for i in range(8)]
         with psycopg.connect(make_conninfo(pg_dsn, dbname=db), autocommit=True) as conn:
             conn.execute("alter table pgbench_accounts drop constraint pgbench_accounts_pkey")
         nopk = [run(f"nopk{i}") for i in range(3)]
@@ -293,7 +293,7 @@ def pgbench_runs(pg_dsn, tmp_path_factory):
 
 
 def test_false_alarm_rate_on_real_same_configuration_pgbench_runs(pgbench_runs):
-    """40 comparisons of two disjoint sets of 3 real runs of ONE configuration (drawn from 10
+    """40 comparisons of two disjoint sets of 3 real runs of ONE configuration (drawn from 8
     runs): at least 95 % must be 'no change' in every metric."""
     same, _ = pgbench_runs
     recs = [read_run_records(d) for d in same]
@@ -312,9 +312,9 @@ def test_false_alarm_rate_on_real_same_configuration_pgbench_runs(pgbench_runs):
     assert rate <= 0.05, alarms
     # the same runs one against one: within-run intervals alone would cry wolf
     single = [compare_runs([recs[i]], [recs[i + 1]], min_runs=1, n_boot=300)
-              for i in range(0, 10, 2)]
+              for i in range(0, 8, 2)]
     flagged = sum(c.verdict != "no change" for c in single)
-    print(f"single run vs single run (min_runs=1): {flagged}/5 flagged")
+    print(f"single run vs single run (min_runs=1): {flagged}/{len(single)} flagged")
 
 
 def test_real_induced_regression_dropping_the_primary_key_is_detected(pgbench_runs, tmp_path):

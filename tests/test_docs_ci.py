@@ -110,7 +110,7 @@ def test_the_gitlab_steps_really_run_bounded_against_the_local_postgres(pg_dsn, 
     loop = next(ln for ln in lines if ln.startswith("for "))
     script = []
     for ln in lines:
-        ln = re.sub(r"\bbench\b", db, ln)
+        ln = re.sub(r"\bbench\b", db, ln).replace("for i in 1 2 3;", "for i in 1 2;")
         ln = ln.replace("-s 10", "-s 1").replace("-T 20", "-T 1").replace("-c 4 -j 2",
                                                                            "-c 2 -j 1")
         if ln.startswith("capplan "):
@@ -118,7 +118,8 @@ def test_the_gitlab_steps_really_run_bounded_against_the_local_postgres(pg_dsn, 
         if ln.startswith("for "):       # record the stored baseline with the same command
             script.append(re.sub(r"\bbench\b", db, loop).replace("-s 10", "-s 1")
                           .replace("-T 20", "-T 1").replace("-c 4 -j 2", "-c 2 -j 1")
-                          .replace("perf/candidate", "perf/baseline"))
+                          .replace("perf/candidate", "perf/baseline")
+                          .replace("for i in 1 2 3;", "for i in 1 2;"))
         script.append(ln)
     d = conninfo_to_dict(pg_dsn)
     env = {**os.environ, "PGHOST": d.get("host", "127.0.0.1"), "PGPORT": str(d.get("port", 5432)),
@@ -139,4 +140,4 @@ def test_the_gitlab_steps_really_run_bounded_against_the_local_postgres(pg_dsn, 
                                        "latency_p95", "latency_p99", "error_rate"]
     md = (tmp_path / "outputs/compare/compare.md").read_text()
     assert "| Metric | Baseline | Candidate |" in md
-    assert len(list((tmp_path / "perf" / "candidate").iterdir())) == 3
+    assert len(list((tmp_path / "perf" / "candidate").iterdir())) == 2
