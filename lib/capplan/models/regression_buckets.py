@@ -300,6 +300,8 @@ def _have(tb: TimeBuckets, metric: str) -> tuple[float, float, str]:
 def _fmt_change(metric: str, x: float) -> str:
     if metric == "error_rate":
         return f"{x * 100:+.2f} pp".replace("-", "−")
+    if x >= 9:                       # +900 % and more read better as a factor
+        return f"×{1 + x:.3g}"
     return f"{x * 100:+.1f}%".replace("-", "−")
 
 
