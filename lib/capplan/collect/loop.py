@@ -42,7 +42,7 @@ import pandas as pd
 
 from capplan.collect import Collector, create
 from capplan.collect._common import build_frame, positive_float
-from capplan.core.credentials import check_no_secrets, scrub_all
+from capplan.core.credentials import check_no_secrets, known_secrets, scrub, scrub_all
 from capplan.errors import CapplanError, ConfigError, StoreError
 from capplan.core.frame import concat_frames, validate_frame
 
@@ -187,8 +187,9 @@ def collect(collectors: Sequence[Collector], store, *, duration_s: float, interv
             bar.close()
         writer.flush(final=True)
     notes = []
-    for c in collectors:
-        notes += [f"{_source_of(c)}: {n}" for n in getattr(c, "notes", [])]
+    secrets = known_secrets()
+    for c in collectors:   # notes may quote a server's error text: scrubbed like failures
+        notes += [scrub(f"{_source_of(c)}: {n}", secrets) for n in getattr(c, "notes", [])]
     if interrupted:
         log.info("collection stopped after %d of %d rounds; %d samples written", rounds, n_rounds,
                  writer.written)
