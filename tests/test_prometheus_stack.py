@@ -27,7 +27,7 @@ from capplan.core.frame import concat_frames
 from capplan.errors import ConfigError
 from capplan.models import histogram as h
 
-LOAD_S = 9.0
+LOAD_S = 12.0
 WORKERS = 6
 LO, HI = 0.005, 0.195
 FIGURES: dict = {}
@@ -122,7 +122,7 @@ def test_promql_rate_and_p95_agree_with_truth(api_stack):
     assert abs(p95 - truth_p95) <= _width_at(truth_p95)
 
 
-def test_raw_buckets_from_prometheus_agree_with_truth(api_stack):
+def test_raw_buckets_from_prometheus_agree_with_truth(api_stack, tmp_path):
     tr, url = api_stack["truth"], api_stack["stack"].prometheus_url
     qs = promql.parse_queries([
         {"name": "api_latency_seconds_bucket", "kind": "counter", "unit": "count",
@@ -151,6 +151,14 @@ def test_raw_buckets_from_prometheus_agree_with_truth(api_stack):
     truth_frac = float(np.mean(np.asarray(tr.delays) <= 0.1))
     assert abs(slo.value - truth_frac) < 0.03       # measured durations add ~1 ms to each delay
     assert not h.fraction_below(0.11, b).exact
+    from capplan.analysis import latency
+    from capplan.store import open_store
+
+    with open_store(str(tmp_path / "m.sqlite")) as st:     # the same through the store
+        st.append(df)
+        stored = latency.window_quantile(st, "api_latency_seconds_bucket", 0.95)
+        assert stored.value == pytest.approx(q.value) and stored.n == b.total
+        assert latency.slo_fraction(st, "api_latency_seconds_bucket", 0.1).exact
 
 
 def test_live_metrics_scrape_agrees_with_truth(api_stack):
