@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from capplan.analysis.findings import Finding
-from capplan.analysis.summary import Freshness, evaluate_targets, statements
+from capplan.analysis.summary import evaluate_targets, statements
 from capplan.analysis.targets import parse_targets
 from capplan.collect.demo import generate_demo
 from capplan.collect._common import labels_key
@@ -67,6 +67,9 @@ def test_a_60_second_window_is_insufficient_evidence_for_every_target(tmp_path):
     assert set(found) == {t["name"] for t in DEMO_TARGETS}
     for name, fi in found.items():
         assert fi.status == "insufficient evidence", (name, fi.status, fi.detail)
+    for fi in found.values():       # one vocabulary for n: blocks, samples (and requests)
+        n_text = fi.to_dict()["display"]["n"]
+        assert "block" in n_text and "samples" in n_text, (fi.label, n_text)
     hit = found["Redis hit ratio"]
     assert "1 hourly block; at least 8 are needed" in hit.detail
     ev = hit.extra["evidence"]
@@ -150,6 +153,8 @@ def test_daily_peaks_and_days_over_target_are_reported(tmp_path):
 
 
 def test_old_data_is_stale_never_meets(tmp_path):
+    from capplan.analysis.summary import Freshness
+
     f = generate_demo(days=10, sources=["redis:cache"])
     st = _store(tmp_path, f)
     newest = f["timestamp"].max()
@@ -273,3 +278,20 @@ def test_demo_history_ends_at_the_run_date(tmp_path):
         end = data_end(st)
     today = pd.Timestamp.now(tz="UTC").floor("1D")
     assert today - pd.Timedelta(minutes=5) <= end < today + pd.Timedelta(days=1)
+
+
+def test_one_status_word_for_a_runway_in_notebook_and_report():
+    from capplan.analysis.findings import STATUS_WORDS, runway_status
+
+    assert runway_status("not within horizon", 0.42) == "at risk"
+    assert runway_status("not within horizon", 0.05) == "not within horizon"
+    assert runway_status("crosses", 0.9) == "crosses"
+    assert {"at risk", "not within horizon", "stale", "failed"} <= set(STATUS_WORDS)
+
+
+def test_each_note_is_printed_once():
+    note = "redis:cache: 3 failed read(s) of 3: connection refused"
+    doc = build_document({"notes": {"01-collect": [note, note], "02-growth": [note]},
+                          "sections": {}})
+    md = to_markdown(doc)
+    assert md.count("connection refused") == 1

@@ -85,3 +85,19 @@ def test_render_escapes_html_and_marks_statuses():
     html = to_html([("title", "<b>x</b>", None), ("table", ["Status"], [["misses"]], None)],
                    run_dir=".", title="t")
     assert "&lt;b&gt;x&lt;/b&gt;" in html and 'class="badge bad"' in html
+
+
+def test_pdf_keeps_every_runway_column(demo_run):
+    """The PDF used to drop the runway table's last two columns (landscape pages, wrapped cells)."""
+    pypdf = pytest.importorskip("pypdf", reason="pip install -r requirements-dev.txt")
+    pdf = demo_run.run_dir / "report.pdf"
+    if not pdf.exists():
+        pytest.fail("no report.pdf: install chromium (bash .ci/install-system-deps.sh)", pytrace=False)
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages)
+    part = " ".join(text.split("Capacity runway", 1)[1].split("Scaling headroom", 1)[0].split())
+    for words in ("P(cross in horizon)", "Model", "Backtest 95% coverage"):
+        assert words in part, words
+    s = json.loads((demo_run.run_dir / "summary.json").read_text())
+    for f in s["sections"]["runway"]:
+        row = part.split(f["label"].split()[-1], 1)[1]
+        assert f["display"]["coverage95"] in row[:400], f["label"]

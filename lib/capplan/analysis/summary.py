@@ -336,6 +336,13 @@ def statements(sections: dict, *, horizon_days: int | None, from_phase: str) -> 
                                 + (f". How to fix: {hint}" if hint else "")
                                 + (f". {len(stale)} finding(s) are stale" if stale else "")
                                 + ".", "stale_refs": stale})
+        elif f["id"].startswith("failure."):    # some reads failed, the source still produced data
+            x = f.get("extra") or {}
+            out.append({"severity": "info", "refs": [f["id"]],
+                        "text": f"Source {f['label']}: {x.get('failed')} read(s) failed during "
+                                f"this run ({x.get('ok')} succeeded): {f.get('detail')}"
+                                + (f". How to fix: {x.get('hint')}" if x.get("hint") else "")
+                                + "; its data has gaps."})
     for f in sections.get("changes", []):
         if f["status"] == "worse":
             d = f["display"]

@@ -205,7 +205,7 @@ def build_document(summary: dict) -> list[tuple]:
     seen: set[str] = set()
     for nb, items in s.get("notes", {}).items():
         if nb != "03-scaling":
-            fresh = [n for n in items if n not in seen]
+            fresh = [n for n in dict.fromkeys(items) if n not in seen]
             seen.update(fresh)
             if fresh:
                 b.append(("ul", [(f"{nb}: {n}", f"notes.{nb}") for n in fresh]))

@@ -44,7 +44,7 @@ caption{caption-side:bottom;text-align:left;color:var(--muted);font-size:.85em;p
 .badge.ok{background:var(--ok)}.badge.warn{background:var(--warn)}.badge.bad{background:var(--bad)}.badge.neutral{background:var(--neutral)}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid var(--line)}figcaption{color:var(--muted);font-size:.85em}
 ul{padding-left:1.3em}li{margin:.25em 0}ul.findings{list-style:none;padding-left:0}ul.findings li{margin:.45em 0}
-@media print{@page{size:A4 landscape;margin:12mm}main{max-width:none;padding:0}.tablewrap{overflow:visible}table{table-layout:auto;font-size:.78em}th,td{white-space:normal;word-break:break-word;overflow-wrap:anywhere}th{white-space:normal}}
+@media print{@page{size:A4 landscape;margin:12mm}main{max-width:none;padding:0}.tablewrap{overflow:visible}table{table-layout:auto;font-size:.78em}th,td{white-space:normal;overflow-wrap:break-word;hyphens:auto}th{white-space:normal}}
 @media (max-width:600px){body{font-size:14px}main{padding:14px 10px 40px}h1{font-size:1.35em}}
 """
 
