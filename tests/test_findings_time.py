@@ -149,6 +149,19 @@ def test_daily_peaks_and_days_over_target_are_reported(tmp_path):
     st.close()
 
 
+def test_a_size_is_judged_by_its_latest_value_not_a_mean(tmp_path):
+    ts = pd.date_range("2026-11-23", periods=7 * 288, freq="5min", tz="UTC")
+    size = np.linspace(40, 66, ts.size) * 2 ** 30          # a disk filling past 64 GiB
+    st = _store(tmp_path, _series(ts, "postgres:app", "pg_database_size_bytes", size, "gauge",
+                                  "bytes"))
+    (t,) = _targets([{"name": "Disk", "metric": "pg_database_size_bytes", "max": 64 * 2 ** 30}])
+    assert t.statistic == "last"
+    f = _eval(st, [t])["Disk"]
+    assert f.status == "misses" and f.value == pytest.approx(66 * 2 ** 30)
+    assert f.interval is None and "latest reading 66 GiB" in f.detail
+    st.close()
+
+
 # ------------------------------------------------------------------------ freshness, failure
 
 

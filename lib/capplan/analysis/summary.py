@@ -50,7 +50,7 @@ def _evaluate_window(st, t, start, end):
     """
     from capplan.analysis.evidence import (RATIOS, block_labels, choose_block, ratio_blocks,
                                            raw_series)
-    from capplan.analysis.targets import evaluate_blocks, evaluate_peak, evaluate_value
+    from capplan.analysis.targets import evaluate_blocks, evaluate_peak, evaluate_reading
     from capplan.models.blocks import MIN_BLOCKS, block_mean, block_quantile, block_ratio
 
     block = choose_block(start, end, MIN_BLOCKS)
@@ -70,9 +70,8 @@ def _evaluate_window(st, t, start, end):
         return (evaluate_peak(x, t, sampling_s=raw.sampling_s, min_blocks=MIN_BLOCKS, end=end),
                 window, x.to_numpy(), raw.newest)
     if t.statistic == "last":
-        v = float(x.iloc[-1])
-        res = evaluate_value(v, v, v, 1, t, method="latest reading")
-        return res, window, x.to_numpy(), raw.newest
+        return (evaluate_reading(x, t, sampling_s=raw.sampling_s), window, x.to_numpy(),
+                raw.newest)
     labels = block_labels(x.index, end, block)
     q = t.quantile
     if q is not None:

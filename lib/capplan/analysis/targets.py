@@ -79,6 +79,7 @@ __all__ = [
     "sort_findings",
     "evaluate_blocks",
     "evaluate_peak",
+    "evaluate_reading",
     "STALE",
 ]
 
@@ -225,7 +226,9 @@ def _parse_threshold(e: _Entry, name: str) -> Target:
     unit = e.text("unit") or _unit_of(metric)
     if unit and unit not in UNITS:
         raise e.fail("unit", f"unknown unit {unit!r}", "one of: " + ", ".join(UNITS))
-    statistic = e.text("statistic") or ("ratio" if unit == "ratio" else "mean")
+    # a size (disk, memory) is judged by its latest value: a mean understates a filling disk
+    statistic = e.text("statistic") or ("ratio" if unit == "ratio" else
+                                        "last" if unit == "bytes" else "mean")
     if statistic not in ("ratio", "mean", "last", "max", "min") and not _STAT_RE.match(statistic):
         raise e.fail("statistic", f"unknown statistic {statistic!r}",
                      "one of ratio, mean, last, max, min or a percentile such as p50, p95, p99.9")
@@ -638,3 +641,36 @@ def _replace(st: TargetStatus, **kw) -> TargetStatus:
     from dataclasses import replace
 
     return replace(st, **kw)
+
+
+def evaluate_reading(series: pd.Series, target: Target, *, sampling_s: float | None) -> TargetStatus:
+    """Status of the latest reading (``statistic: last``, the default for sizes in bytes): a
+    reading is what it is, so no confidence interval; past the bound is a miss."""
+    from capplan.core.numfmt import fmt_timedelta
+
+    x = series.dropna()
+    if x.empty:
+        return evaluate_value(None, None, None, 0, target, method="reading",
+                              none_reason="no samples")
+    v, at = float(x.iloc[-1]), x.index[-1]
+    sign = 1 if target.direction == "min" else -1
+    every = "" if sampling_s is None else \
+        f", sampled every {fmt_timedelta(pd.Timedelta(seconds=sampling_s))}"
+    head = f"latest reading {fmt_value(v, target.unit)} at {at:%Y-%m-%d %H:%M} UTC{every}"
+    word = "maximum" if target.direction == "max" else "minimum"
+    if sign * (v - target.bound) < 0:
+        critical = target.crit is not None and sign * (v - target.crit) < 0
+        status, clause = MISSES, f"past the {fmt_value(target.bound, target.unit)} {word}"
+    elif target.warn is not None and sign * (v - target.warn) < 0:
+        critical, status = False, AT_RISK
+        clause = f"within the target but past the {fmt_value(target.warn, target.unit)} warning threshold"
+    else:
+        critical, status, clause = False, MEETS, "within the target"
+    evidence = {"estimand": "latest reading", "blocks": None, "block": None, "samples": int(x.size),
+                "requests": None, "method": "reading", "sampling_s": sampling_s,
+                "n_text": f"1 reading (latest of {x.size:,} samples)"}
+    return TargetStatus(name=target.name, status=status, value=v, lo=None, hi=None, n=1,
+                        unit=target.unit, direction=target.direction, target=target.bound,
+                        warn=target.warn, crit=target.crit, reason=f"{head}: {clause}",
+                        method="reading", critical=critical, metric=target.metric,
+                        statistic=target.statistic, evidence=evidence)
