@@ -113,5 +113,6 @@ def test_extreme_quantile_paths_are_the_95_band():
     assert np.allclose(fc.quantile_path(0.975), fc.frame["hi95"].to_numpy())
     assert np.allclose(fc.quantile_path(0.025), fc.frame["lo95"].to_numpy())
     paths = fc.sample_paths(4000, seed=2)
-    share_above = (paths[:, -1] > fc.frame["hi95"].iloc[-1] + 1e-9).mean()
-    assert share_above < 0.08         # joint paths: close to the band, not identical
+    # joint paths: close to the band (nominal 2.5 % above it at every step), not identical
+    share_above = (paths > fc.frame["hi95"].to_numpy()[None, :] + 1e-9).mean()
+    assert 0.01 <= share_above <= 0.10, share_above

@@ -17,7 +17,8 @@ PHI = 0.99            # damping per step of the damped trend (Gardner & McKenzie
 KMAX = {"day": 14, "week": 6}   # cycles used for the seasonal profile
 MAX_FOLDS = 20
 TREND_BLOCKS = 60     # at most this many blocks (days) in the trend window
-LOCAL_SCALE = True    # normalise backtest errors by the local noise level (see run_core)
+LOCAL_SCALE = False   # normalise backtest errors by the local noise level (see run_core; off:
+                      # on the dev series it inflated bands after a volatile day, issue 12)
 TOP_K = 3             # best candidates averaged into the final forecast
 
 
@@ -354,6 +355,7 @@ def conformal_q(zs: np.ndarray, q: float) -> float:
 
 
 QUANTS = (0.025, 0.1, 0.9, 0.975)
+SEPARATION = 1.0     # reported coverage: calibrate fold k on folds >= SEPARATION * hb away
 PESSIMISM = 1.0      # quantile over folds of the per-fold error quantiles (see calibrate)
 
 
@@ -429,9 +431,9 @@ def calibrate(E: np.ndarray, H: int, origins=None
         if ek.size == 0:
             continue
         dist = np.abs(o - o[k])
-        rest = np.flatnonzero(dist >= hb)
+        rest = np.flatnonzero(dist >= SEPARATION * hb)
         if rest.size < 3:
-            rest = np.flatnonzero(dist >= hb / 2)
+            rest = np.flatnonzero(dist >= SEPARATION * hb / 2)
         if rest.size < 3:
             rest = np.flatnonzero(dist > 0)
         if rest.size < 2:
