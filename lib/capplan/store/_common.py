@@ -246,7 +246,8 @@ class Store(ABC):
 
     @abstractmethod
     def _read_rollup(self, ids: list[int], lo: int | None, hi: int | None) -> np.ndarray:
-        """Rollup rows of ``ids`` with ``lo <= bucket < hi``, sorted by ``(sid, bucket)``."""
+        """Rollup rows (:data:`~capplan.store._rollup.READ_DTYPE` fields) of ``ids`` with
+        ``lo <= bucket < hi``, sorted by ``(sid, bucket)``."""
 
     @abstractmethod
     def _series_rows(self) -> list[tuple[int, str, str, str, str, str]]:

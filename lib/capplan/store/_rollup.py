@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HOUR_NS", "ROLLUP_DTYPE", "rollup", "rollup_to_grain", "empty_rollup"]
+__all__ = ["HOUR_NS", "ROLLUP_DTYPE", "READ_DTYPE", "rollup", "rollup_to_grain", "empty_rollup"]
 
 HOUR_NS = 3_600_000_000_000
 
 ROLLUP_DTYPE = np.dtype([("sid", "i8"), ("bucket", "i8"), ("cnt", "i8"), ("nfin", "i8"),
                          ("sum", "f8"), ("first", "i8"), ("last", "i8"), ("lastval", "f8")])
+
+#: the fields a query reads back (what :func:`rollup_to_grain` needs)
+READ_DTYPE = np.dtype([("sid", "i8"), ("bucket", "i8"), ("nfin", "i8"), ("sum", "f8"),
+                       ("lastval", "f8")])
 
 
 def empty_rollup() -> np.ndarray:

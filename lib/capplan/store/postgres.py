@@ -35,13 +35,14 @@ from psycopg.conninfo import conninfo_to_dict
 from capplan.errors import ConfigError, StoreError
 from capplan.store import _pgcopy
 from capplan.store._common import Store
-from capplan.store._rollup import ROLLUP_DTYPE, rollup
+from capplan.store._rollup import READ_DTYPE, rollup
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION"]
 
 _SAMPLE_TYPES = ["int8", "timestamptz", "float8"]
-_ROLLUP_TYPES = ["int8", "timestamptz", "int8", "int8", "float8", "timestamptz", "timestamptz",
-                 "float8"]
+#: appends of at most this many samples are sent as INSERTs in pipeline mode (two round trips
+#: for the whole transaction); larger ones use binary COPY (which pipeline mode cannot carry)
+_SMALL = 2000
 _ROLLUP_COLS = "series_id, bucket, cnt, nfin, sum, first_ts, last_ts, last_value"
 _UTC0 = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -171,6 +172,7 @@ class PostgresStore(Store):
         self._known: dict[tuple[str, str, str], tuple[int, str, str]] = {}
         self._tail_cache: dict[int, int] = {}
         self._pending_parts: list[tuple[int, int]] = []
+        self._small = False
         try:
             self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s,
                                          application_name="capplan-store")
@@ -336,11 +338,18 @@ class PostgresStore(Store):
                              hint="open it again with capplan.store.open_store()")
         return self._conn
 
+    def append(self, frame) -> int:
+        self._small = len(frame) <= _SMALL
+        try:
+            return super().append(frame)
+        finally:
+            self._small = False
+
     @contextlib.contextmanager
     def _write_txn(self) -> Iterator[None]:
         conn = self._c()
         try:
-            with conn.transaction():
+            with conn.pipeline() if self._small else contextlib.nullcontext(), conn.transaction():
                 yield
         except psycopg.Error as exc:
             self._known.clear()  # a rolled-back txn may have "created" series that do not exist
@@ -386,15 +395,23 @@ class PostgresStore(Store):
 
     def _write_samples(self, sid, ts, val, *, replace):
         conn = self._c()
-        if not replace:
+        conflict = (" ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value"
+                    if replace else "")
+        if self._small:
+            conn.execute(self._sql(
+                "INSERT INTO {s}.sample_rows (series_id, ts, value) SELECT * FROM"
+                " unnest(%s::bigint[], %s::timestamptz[], %s::float8[])" + conflict),
+                (sid.tolist(), [_UTC0 + dt.timedelta(microseconds=u) for u in (ts // 1000).tolist()],
+                 val.tolist()))
+        elif not replace:
             self._copy_in(conn, "sample_rows", sid, ts, val)
-            return
-        conn.execute("CREATE TEMP TABLE capplan_incoming (series_id bigint, ts timestamptz, "
-                     "value float8) ON COMMIT DROP")
-        self._copy_in(conn, "capplan_incoming", sid, ts, val, temp=True)
-        conn.execute(self._sql(
-            "INSERT INTO {s}.sample_rows (series_id, ts, value) SELECT series_id, ts, value "
-            "FROM capplan_incoming ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value"))
+        else:
+            conn.execute("CREATE TEMP TABLE capplan_incoming (series_id bigint, ts timestamptz, "
+                         "value float8) ON COMMIT DROP")
+            self._copy_in(conn, "capplan_incoming", sid, ts, val, temp=True)
+            conn.execute(self._sql(
+                "INSERT INTO {s}.sample_rows (series_id, ts, value) SELECT series_id, ts, value "
+                "FROM capplan_incoming" + conflict))
 
     def _where(self, col: str, ids, lo, hi) -> sql.Composable:
         conds = [sql.SQL("series_id = ANY({}::bigint[])").format(sql.Literal(list(ids)))]
@@ -434,17 +451,19 @@ class PostgresStore(Store):
         self._insert_rollup(self._c(), rows, merge=False)
 
     def _read_rollup(self, ids, lo, hi):
-        aggs = ", ".join(f"array_send(array_agg({c} ORDER BY bucket))" for c in _ROLLUP_COLS.split(", "))
+        cols = ("series_id", "bucket", "nfin", "sum", "last_value")
+        types = ["int8", "timestamptz", "int8", "float8", "float8"]
+        aggs = ", ".join(f"array_send(array_agg({c} ORDER BY bucket))" for c in cols)
         parts = []
-        for cols in self._fetch_arrays(self._sql(
+        for arrays in self._fetch_arrays(self._sql(
                 "SELECT " + aggs + " FROM {s}.rollup_1h WHERE {w} GROUP BY series_id",
-                w=self._where("bucket", ids, lo, hi)), _ROLLUP_TYPES):
-            out = np.empty(len(cols[0]), dtype=ROLLUP_DTYPE)
-            for name, col, t in zip(ROLLUP_DTYPE.names, cols, _ROLLUP_TYPES):
+                w=self._where("bucket", ids, lo, hi)), types):
+            out = np.empty(len(arrays[0]), dtype=READ_DTYPE)
+            for name, col, t in zip(READ_DTYPE.names, arrays, types):
                 out[name] = _pgcopy.pg_us_to_ns(col) if t == "timestamptz" else col
             parts.append(out)
         if not parts:
-            return np.empty(0, dtype=ROLLUP_DTYPE)
+            return np.empty(0, dtype=READ_DTYPE)
         out = np.concatenate(parts)
         return out[np.lexsort((out["bucket"], out["sid"]))]
 

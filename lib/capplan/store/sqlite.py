@@ -34,7 +34,7 @@ import numpy as np
 
 from capplan.errors import StoreError
 from capplan.store._common import Store
-from capplan.store._rollup import ROLLUP_DTYPE, rollup
+from capplan.store._rollup import READ_DTYPE, ROLLUP_DTYPE, rollup
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "APPLICATION_ID"]
 
@@ -337,10 +337,10 @@ class SQLiteStore(Store):
         lo = _FULL[0] if lo is None else lo
         hi = _FULL[1] if hi is None else hi
         parts = [np.fromiter(conn.execute(
-            "SELECT series_id, bucket, cnt, nfin, sum, first_ts, last_ts, ifnull(last_value, 'nan')"
-            " FROM rollup_1h WHERE series_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
-            (s, lo, hi)), dtype=ROLLUP_DTYPE) for s in sorted(ids)]
-        return np.concatenate(parts) if parts else np.empty(0, dtype=ROLLUP_DTYPE)
+            "SELECT series_id, bucket, nfin, sum, ifnull(last_value, 'nan') FROM rollup_1h"
+            " WHERE series_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
+            (s, lo, hi)), dtype=READ_DTYPE) for s in sorted(ids)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=READ_DTYPE)
 
     def _series_rows(self):
         return [tuple(r) for r in self._c().execute(
