@@ -54,13 +54,11 @@ def _evaluate_window(st, t, start, end):
     from capplan.models.blocks import MIN_BLOCKS, block_mean, block_quantile, block_ratio
 
     block = choose_block(start, end, MIN_BLOCKS)
-    if t.metric in RATIOS or t.statistic == "ratio":
+    if t.metric in RATIOS:          # a stored *_ratio gauge falls through to its readings
         succ, tot, meta = ratio_blocks(st, t.metric, start=start, end=end, source=t.source,
                                        block=block)
         be = block_ratio(succ, tot, block=block)
-        num, other, _how = RATIOS[t.metric]
-        res = evaluate_blocks(be, t, estimand=f"{t.metric.replace('_', ' ')} (Σ{num} over "
-                                              "all events, per block)",
+        res = evaluate_blocks(be, t, estimand="ratio of summed counter increases",
                               samples=meta.n_samples, requests=float(tot.sum()))
         return res, (meta.start, meta.end), None, meta.end
     raw = raw_series(st, t.metric, start=start, end=end, source=t.source)
