@@ -397,3 +397,39 @@ def test_real_wrk_against_a_local_server_with_an_added_2ms_delay(tmp_path):
     assert v["latency_p50"] == "regressed" and v["throughput"] == "regressed"
     assert v["latency_p95"] == "insufficient evidence"      # wrk prints no p95
     assert cmp.exit_code() == 1
+
+
+def test_compare_from_params_for_the_handoff(tmp_path):
+    from capplan.analysis.compare import compare_from_params
+
+    assert compare_from_params({"baseline_loadtest": str(BASE)}) is None
+    cmp = compare_from_params({"baseline_loadtest": "pgbench_select_baseline",
+                               "candidate_loadtest": "pgbench_select_no_pkey",
+                               "compare": {"metrics": ["throughput"], "min_runs": 3}},
+                              base_dir=CMP)
+    assert [m.metric for m in cmp.metrics] == ["throughput"]
+    assert cmp.to_findings()[0]["status"] == "regressed"
+    with pytest.raises(ConfigError):
+        compare_from_params({"baseline_loadtest": "a", "candidate_loadtest": "b",
+                             "compare": {"confidance": 0.9}})
+
+
+def test_redis_benchmark_tests_are_compared_one_by_one(tmp_path):
+    """Summaries of several tests (SET, GET ...) a run: each test is its own set of metrics;
+    the candidate files are the real ones with GET's rps scaled (a mechanism test)."""
+    import csv
+
+    src = (LT / "redisbench_csv_7.0.txt").read_text().splitlines()
+    rows = list(csv.reader(src))
+    for i, f in enumerate((0.97, 1.0, 1.03)):
+        (tmp_path / f"base{i}.csv").write_text("\n".join(src) + "\n")
+        out = [rows[0]] + [[r[0], f"{float(r[1]) * (0.5 * f if r[0] == 'GET' else f):.2f}",
+                            *r[2:]] for r in rows[1:]]
+        (tmp_path / f"cand{i}.csv").write_text(
+            "\n".join(",".join(f'"{c}"' for c in r) for r in out) + "\n")
+    cmp = compare(sorted(str(p) for p in tmp_path.glob("base*.csv")),
+                  sorted(str(p) for p in tmp_path.glob("cand*.csv")))
+    v = {m.metric: m.verdict for m in cmp.metrics}
+    assert v["GET:throughput"] == "regressed" and v["SET:throughput"] == "no change"
+    assert v["GET:error_rate"] == "insufficient evidence"      # redis-benchmark counts none
+    assert any("scenarios" in n for n in cmp.notes)

@@ -112,12 +112,12 @@ def test_the_gitlab_steps_really_run_bounded_against_the_local_postgres(pg_dsn, 
     for ln in lines:
         ln = re.sub(r"\bbench\b", db, ln).replace("for i in 1 2 3;", "for i in 1 2;")
         ln = ln.replace("-s 10", "-s 1").replace("-T 20", "-T 1").replace("-c 4 -j 2",
-                                                                           "-c 2 -j 1")
+                                                                           "-c 2 -j 2")
         if ln.startswith("capplan "):
             ln = f"{shlex.quote(sys.executable)} -m {ln}"
         if ln.startswith("for "):       # record the stored baseline with the same command
             script.append(re.sub(r"\bbench\b", db, loop).replace("-s 10", "-s 1")
-                          .replace("-T 20", "-T 1").replace("-c 4 -j 2", "-c 2 -j 1")
+                          .replace("-T 20", "-T 1").replace("-c 4 -j 2", "-c 2 -j 2")
                           .replace("perf/candidate", "perf/baseline")
                           .replace("for i in 1 2 3;", "for i in 1 2;"))
         script.append(ln)
@@ -140,4 +140,5 @@ def test_the_gitlab_steps_really_run_bounded_against_the_local_postgres(pg_dsn, 
                                        "latency_p95", "latency_p99", "error_rate"]
     md = (tmp_path / "outputs/compare/compare.md").read_text()
     assert "| Metric | Baseline | Candidate |" in md
-    assert len(list((tmp_path / "perf" / "candidate").iterdir())) == 2
+    runs = sorted((tmp_path / "perf" / "candidate").iterdir())
+    assert len(runs) == 2 and len(list(runs[0].glob("pgbench_log.*"))) == 2   # one per thread

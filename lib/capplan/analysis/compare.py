@@ -50,6 +50,7 @@ from capplan.models.regression_buckets import (DEFAULT_MIN_EFFECT, METRICS, Time
 
 __all__ = ["METRICS", "VERDICTS", "DEFAULT_MIN_EFFECT", "MetricResult", "Comparison",
            "compare", "compare_loadtests", "compare_runs", "compare_summary_files", "compare_settings",
+           "compare_from_params",
            "compare_store_windows", "expand_runs"]
 
 REGRESSED, IMPROVED, NO_CHANGE, INSUFFICIENT = ("regressed", "improved", "no change",
@@ -266,20 +267,35 @@ def _from_model(c: rg.Comparison, metric: str, evidence: str, *, label: str | No
                         higher_is_worse=c.higher_is_worse)
 
 
-def _summary_values(recs: Sequence[RunRecords], metric: str) -> list[float]:
-    """One value per run: raw runs are reduced with the same point estimates."""
+def _scenarios(recs: Sequence[RunRecords]) -> list[str]:
+    """Scenarios (redis-benchmark tests, Locust endpoints) in the summaries, in file order."""
+    seen: list[str] = []
+    for r in recs:
+        for p in r.points:
+            name = str(p.get("scenario") or "")
+            if name not in seen:
+                seen.append(name)
+    return seen or [""]
+
+
+def _summary_values(recs: Sequence[RunRecords], metric: str, scenario: str | None = None
+                    ) -> list[float]:
+    """One value per run (of ``scenario`` when given): raw runs are reduced with the same point
+    estimates as their buckets."""
     out = []
     for r in recs:
         if r.kind != "summary":
             tb = _records_to_buckets(r, max(_span(r) / AUTO_BUCKETS, 1e-3))
             v = point_value(tb, metric) if tb.k else None
-        elif metric == "error_rate":
-            req = sum(p.get("requests") or 0 for p in r.points)
-            err = sum(p.get("errors") or 0 for p in r.points)
-            v = err / req if req else None
         else:
-            p = r.points[0]
-            v = p.get(_POINT_COLUMN[metric])
+            pts = [p for p in r.points if scenario is None or str(p.get("scenario") or "")
+                   == scenario] or [{}]
+            if metric == "error_rate":
+                req = sum(p.get("requests") or 0 for p in pts)
+                err = sum(p.get("errors") or 0 for p in pts)
+                v = err / req if req else None
+            else:
+                v = pts[0].get(_POINT_COLUMN[metric])
         out.append(float("nan") if v is None else float(v))
     return out
 
@@ -342,26 +358,23 @@ def compare_runs(baseline: Sequence[RunRecords], candidate: Sequence[RunRecords]
         notes.append("only summaries on at least one side: intervals come from the variation "
                      "between runs (Welch t on per-run values); a single run a side is "
                      "insufficient evidence")
-        k = len(metrics)
+        # scenarios both sides report (redis-benchmark tests); a wrk URL that changed between
+        # the runs is not a scenario of its own
+        sb = _scenarios([r for r in baseline if r.kind == "summary"])
+        sc_c = _scenarios([r for r in candidate if r.kind == "summary"])
+        scen = [x for x in sb if x in sc_c] if all(r.kind == "summary" for r in
+                                                    (*baseline, *candidate)) else [""]
+        several = len(scen) > 1
+        scen = scen if several else [""]
+        k = len(metrics) * len(scen)
         each = 1 - (1 - conf) / k if adjust and k > 1 else conf
-        for m in metrics:
-            unit, hiw, _stat = METRICS[m]
-            vb, vc = _summary_values(baseline, m), _summary_values(candidate, m)
-            if m == "error_rate":      # shares near 0: compare on the share scale, Welch t
-                c = compare_run_values([v + 1 for v in vb], [v + 1 for v in vc], unit="ratio",
-                                       higher_is_worse=True, conf=each, min_effect=0.0,
-                                       name=m)
-                r = _from_model(c, m, "summary", relative=False)
-                r = _shift_error_rate(r, vb, vc, eff[m])
-            else:
-                c = compare_run_values(vb, vc, unit=unit, higher_is_worse=hiw, conf=each,
-                                       min_effect=eff[m], name=m)
-                r = _from_model(c, m, "summary")
-            if all(math.isnan(v) for v in vb + vc):
-                r = _replace(r, verdict=INSUFFICIENT,
-                             reason=f"{m}: not reported by {desc[0]['format']} / "
-                                    f"{desc[1]['format']}")
-            results.append(r)
+        for sc in scen:
+            for m in metrics:
+                results.append(_summary_metric(baseline, candidate, m, sc if several else None,
+                                               each, eff[m], desc))
+        if several:
+            notes.append(f"{len(scen)} scenarios in the summaries ({', '.join(scen)}): each "
+                         "compared on its own")
     if n_runs < min_runs:
         notes.append(f"{len(baseline)} run(s) vs {len(candidate)}: fewer than {min_runs} a side, "
                      "so every verdict is 'insufficient evidence' (runs of one configuration "
@@ -374,6 +387,27 @@ def compare_runs(baseline: Sequence[RunRecords], candidate: Sequence[RunRecords]
                    "configuration differ between runs)") for r in results]
     return Comparison(kind="loadtest", baseline=desc[0], candidate=desc[1],
                       metrics=tuple(results), conf=conf, settings=settings, notes=tuple(notes))
+
+
+def _summary_metric(baseline, candidate, m: str, scenario: str | None, each: float,
+                    min_effect: float, desc) -> MetricResult:
+    unit, hiw, _stat = METRICS[m]
+    vb, vc = (_summary_values(side, m, scenario) for side in (baseline, candidate))
+    name = f"{scenario}:{m}" if scenario else m
+    label = f"{scenario} {_LABELS[m].lower()}" if scenario else None
+    if m == "error_rate":      # shares near 0: compare 1 + share, report shares (pp)
+        c = compare_run_values([v + 1 for v in vb], [v + 1 for v in vc], unit="ratio",
+                               higher_is_worse=True, conf=each, min_effect=0.0, name=name)
+        r = _shift_error_rate(_from_model(c, name, "summary", relative=False, label=label),
+                              vb, vc, min_effect)
+    else:
+        c = compare_run_values(vb, vc, unit=unit, higher_is_worse=hiw, conf=each,
+                               min_effect=min_effect, name=name)
+        r = _from_model(c, name, "summary", label=label)
+    if all(math.isnan(v) for v in vb + vc):
+        r = _replace(r, verdict=INSUFFICIENT,
+                     reason=f"{name}: not reported by {desc[0]['format']} / {desc[1]['format']}")
+    return r
 
 
 def _replace(r: MetricResult, **kw) -> MetricResult:
@@ -392,7 +426,7 @@ def _shift_error_rate(r: MetricResult, vb, vc, min_effect: float) -> MetricResul
     d = c - b
     sig = lo is not None and (lo > 0 or hi < 0)
     verdict = NO_CHANGE if not sig or abs(d) < min_effect else (REGRESSED if d > 0 else IMPROVED)
-    reason = (f"error_rate {b * 100:.2f}% → {c * 100:.2f}% ({d * 100:+.2f} pp, "
+    reason = (f"{r.metric} {b * 100:.2f}% → {c * 100:.2f}% ({d * 100:+.2f} pp, "
               f"{round(r.conf * 100, 2):g}% CI {lo * 100:+.2f} to {hi * 100:+.2f} pp; "
               f"{int(r.n_baseline or 0)} vs {int(r.n_candidate or 0)} runs): {verdict}")
     return _replace(r, unit="ratio", baseline=b, candidate=c, change=d, verdict=verdict,
@@ -671,3 +705,30 @@ def compare_settings(params: str | None = None, *, metrics: str | Sequence[str] 
             "bucket_s": bucket_s if bucket_s is not None else sec.get("bucket_s"),
             "fail_on": fail, "adjust": not no_adjust and bool(sec.get("adjust", True)),
             "window": _window, "labels": _labels}
+
+
+def compare_from_params(params: Mapping, *, base_dir: str | os.PathLike = ".") -> Comparison | None:
+    """The handoff's load-test comparison, when ``params`` name one: keys
+    ``baseline_loadtest`` and ``candidate_loadtest`` (paths, directories of runs or globs,
+    relative to ``base_dir``, the params file's folder) and an optional ``compare:`` mapping
+    (:func:`compare_settings` keys).  None when either key is absent; errors as
+    :func:`compare_loadtests`."""
+    b, c = params.get("baseline_loadtest"), params.get("candidate_loadtest")
+    if not b or not c:
+        return None
+    sec = params.get("compare") or {}
+    if not isinstance(sec, Mapping):
+        raise ConfigError("'compare' must be a mapping", key="compare")
+    unknown = sorted(set(sec) - set(_SETTING_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown}", key="compare",
+                          hint=f"use {', '.join(_SETTING_KEYS)}")
+    s = compare_settings(None, metrics=sec.get("metrics"),
+                         min_effect=dict(sec.get("min_effect") or {}),
+                         confidence=sec.get("confidence"), min_runs=sec.get("min_runs"),
+                         bucket_s=sec.get("bucket_s"), fail_on=sec.get("fail_on"),
+                         no_adjust=sec.get("adjust") is False)
+    where = lambda p: str(p) if os.path.isabs(str(p)) else str(Path(base_dir) / str(p))  # noqa: E731
+    return compare_loadtests(where(b), where(c), metrics=s["metrics"], conf=s["conf"],
+                             min_effect=s["min_effect"], bucket_s=s["bucket_s"],
+                             min_runs=s["min_runs"])
