@@ -426,7 +426,8 @@ def calibrate(E: np.ndarray, H: int, origins=None
     zs = np.sort(Z[np.isfinite(Z)])
     o = np.asarray(origins if origins is not None else np.arange(F) * hb, dtype=float)
     hits80 = hits95 = tot = 0
-    for k in range(F):
+    # every other fold when there are many (halves the cost; the estimate stays unbiased)
+    for k in range(0, F, 2 if F > 12 else 1):
         ek = E[k][np.isfinite(E[k])]
         if ek.size == 0:
             continue
