@@ -85,7 +85,7 @@ def _series_codes(frame: pd.DataFrame) -> tuple[np.ndarray, list[SeriesKey]]:
     combined = np.zeros(len(frame), dtype=np.int64)
     levels = []
     for col in SERIES_KEY:  # sorted factorization per column, then a mixed-radix code
-        c, u = pd.factorize(frame[col].to_numpy(dtype=object), sort=True)
+        c, u = pd.factorize(frame[col], sort=True)
         combined = combined * len(u) + c
         levels.append(u)
     uniq_codes, codes = np.unique(combined, return_inverse=True)
@@ -290,9 +290,10 @@ class Store(ABC):
         last[:-1] = (codes[1:] != codes[:-1]) | (ts[1:] != ts[:-1])
         codes, ts, val = codes[last], ts[last], val[last]
         bounds = np.searchsorted(codes, np.arange(len(uniq) + 1))
-        kinds = frame["kind"].to_numpy(dtype=object)[order][last]
-        units = frame["unit"].to_numpy(dtype=object)[order][last]
-        keys = [(s, m, lab, kinds[bounds[i]], units[bounds[i]]) for i, (s, m, lab) in enumerate(uniq)]
+        rows = order[np.flatnonzero(last)[bounds[:-1]]]  # a frame row of each series
+        kinds = frame["kind"].iloc[rows].tolist()
+        units = frame["unit"].iloc[rows].tolist()
+        keys = [(s, m, lab, kinds[i], units[i]) for i, (s, m, lab) in enumerate(uniq)]
         self._prepare_write(int(ts.min()), int(ts.max()))
         with self._write_txn():
             ids = self._ensure_series(keys)
