@@ -280,3 +280,16 @@ def test_report_from_params_file_against_the_stack(api_stack, tmp_path, monkeypa
     assert "API request rate" in md and "API p95 latency" in md
     FIGURES.update(report_rate=round(rate["value"], 2), report_p95_s=round(p95["value"], 4),
                    report_runway_status=rate["status"], report_target_status=p95["status"])
+
+
+def test_history_with_fractional_days_and_auto_step(api_stack, monkeypatch):
+    monkeypatch.setenv("CAPPLAN_TEST_PROM", api_stack["stack"].prometheus_url)
+    frame, info = promql.history({
+        "url_env": "CAPPLAN_TEST_PROM", "days": 0.01, "step": "auto", "metrics": [],
+        "queries": [{"name": "api_requests_total", "kind": "counter", "unit": "requests",
+                     "promql": 'http_requests_total{job="api"}'},
+                    {"name": "nothing_here", "promql": 'absent_metric_xyz{job="api"}'}]})
+    assert info["step_s"] == 15.0 and info["days"] == pytest.approx(0.01)
+    assert info["empty_queries"] == ["nothing_here"] and info["points"]["api_requests_total"] > 0
+    assert set(frame["metric"]) == {"api_requests_total"} and set(frame["kind"]) == {"counter"}
+    assert info["end"] > info["start"]

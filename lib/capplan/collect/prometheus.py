@@ -28,6 +28,10 @@ Prometheus API facts handled (REFERENCE gotcha 6, section 4):
   :class:`~capplan.errors.SourceUnavailable` otherwise, quoting Prometheus's message; ``warnings``
   are logged and kept in ``frame.attrs["prometheus_warnings"]``.
 
+Any PromQL query as a named series, the node_exporter preset and the ``mode: prometheus``
+params section are in :mod:`capplan.collect.promql`; quantiles from histogram buckets in
+:mod:`capplan.models.histogram`.
+
 Params section for live sampling (``source: prometheus``)::
 
     - source: prometheus
