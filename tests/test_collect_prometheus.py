@@ -480,3 +480,58 @@ def test_collector_basic_auth_from_env_never_leaks_the_password(monkeypatch):
             col.snapshot()
     finally:
         srv.close()
+
+
+# -- PromQL queries: params checks without a server (collect.promql) ---------------------------
+def test_query_entries_are_checked_with_their_key():
+    from capplan.collect import promql
+
+    qs = promql.parse_queries([{"name": "api_rate", "promql": "sum(rate(x_total[5m]))",
+                                "unit": "requests/s"},
+                               {"name": "jobs_total", "promql": "x_total", "kind": "counter",
+                                "unit": "jobs"}])
+    assert [(q.name, q.unit, q.kind) for q in qs] == [("api_rate", "requests_per_second", "gauge"),
+                                                      ("jobs_total", "jobs", "counter")]
+    for bad, match in (
+        ([{"name": "Api-Rate", "promql": "x"}], r"queries\[0\]\.name.*snake_case"),
+        ([{"name": "a", "promql": ""}], r"queries\[0\]\.promql"),
+        ([{"name": "a", "promql": "x", "unit": "furlongs"}], r"queries\[0\]\.unit.*unknown unit"),
+        ([{"name": "a", "promql": "x", "kind": "counter"}], r"must end in _total"),
+        ([{"name": "a", "promql": "x"}, {"name": "a", "promql": "y"}], r"used twice"),
+        ([{"name": "a", "promql": "x", "step": 5}], r"unknown key"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            promql.parse_queries(bad)
+    with pytest.raises(ConfigError, match=r"did you mean days"):
+        promql.validate_queries({"dayz": 3})
+    with pytest.raises(ConfigError, match="unknown preset"):
+        promql.preset_queries(["mysql"])
+
+
+def test_windows_fractional_days_and_start_end():
+    import pandas as pd
+
+    from capplan.collect import promql
+
+    now = pd.Timestamp("2026-11-01T00:00Z")
+    start, end, days = promql.resolve_window({"days": 0.01}, now=now)
+    assert end == now and (end - start) == pd.Timedelta(minutes=14.4) and days == pytest.approx(0.01)
+    start, end, days = promql.resolve_window({"start": "2026-10-01T00:00:00Z",
+                                              "end": 1793491200}, now=now)
+    assert start == pd.Timestamp("2026-10-01T00:00Z") and days == pytest.approx(31.0)   # October
+    with pytest.raises(ConfigError, match="must be after"):
+        promql.resolve_window({"start": "2026-11-02", "end": "2026-11-01"}, now=now)
+    with pytest.raises(ConfigError, match="days must be positive"):
+        promql.resolve_window({"days": 0}, now=now)
+    assert promql._step("auto", 15, 0, 864) == 15.0 and promql._step(None, "1s", 0, 60) == 1.0
+    assert promql._step("1m", 15, 0, 864) == 60.0
+
+
+def test_validate_queries_needs_the_url_variable(monkeypatch):
+    from capplan.collect import promql
+
+    monkeypatch.delenv("CAPPLAN_UNSET_PROM", raising=False)
+    assert promql.validate_queries({"url_env": "CAPPLAN_UNSET_PROM"}) == []   # nothing to parse
+    with pytest.raises(ConfigError, match="CAPPLAN_UNSET_PROM is not set"):
+        promql.validate_queries({"url_env": "CAPPLAN_UNSET_PROM",
+                                 "queries": [{"name": "a", "promql": "up"}]})

@@ -293,16 +293,16 @@ def resolve_window(cfg: Mapping, *, now: pd.Timestamp | None = None
     from capplan.collect import prometheus as prom
 
     now = (now or pd.Timestamp.now(tz="UTC")).floor("s")
-    if cfg.get("start") is not None or cfg.get("end") is not None:
-        end = pd.Timestamp(prom._epoch(cfg.get("end", now), "prometheus.end"), unit="s", tz="UTC")
-        if cfg.get("start") is None:
-            days = _days(cfg.get("days", 30))
-            start = end - pd.Timedelta(days=days)
-        else:
-            start = pd.Timestamp(prom._epoch(cfg["start"], "prometheus.start"), unit="s", tz="UTC")
+    days = cfg.get("days")
+    days = 30.0 if days is None else _days(days)
+    if cfg.get("end") is not None:
+        end = pd.Timestamp(prom._epoch(cfg["end"], "prometheus.end"), unit="s", tz="UTC")
     else:
         end = now
-        start = end - pd.Timedelta(days=_days(cfg.get("days", 30)))
+    if cfg.get("start") is not None:
+        start = pd.Timestamp(prom._epoch(cfg["start"], "prometheus.start"), unit="s", tz="UTC")
+    else:
+        start = end - pd.Timedelta(days=days)
     if not end > start:
         raise ConfigError(f"end ({end}) must be after start ({start})", key="prometheus.start")
     return start, end, (end - start).total_seconds() / 86400
@@ -369,7 +369,7 @@ def validate_queries(cfg: object, *, path: str | None = None) -> list[str]:
     cfg = _check_cfg(cfg)
     qs = _all_queries(cfg)
     resolve_window(cfg)
-    timeout_s = float(cfg.get("timeout_s", 30))
+    timeout_s = float(cfg.get("timeout_s") or 30)
     if not qs:
         return []
     url, _var = _url(cfg)
@@ -405,8 +405,8 @@ def history(cfg: object, *, now: pd.Timestamp | None = None) -> tuple[pd.DataFra
     qs = _all_queries(cfg)
     url, var = _url(cfg)
     start, end, days = resolve_window(cfg, now=now)
-    timeout_s = float(cfg.get("timeout_s", 30))
-    st = _step(cfg.get("step", "auto"), cfg.get("min_step", 15), start.timestamp(),
+    timeout_s = float(cfg.get("timeout_s") or 30)
+    st = _step(cfg.get("step"), cfg.get("min_step") or 15, start.timestamp(),
                end.timestamp())
     frames, missing, warnings = [], [], []
     metrics = cfg.get("metrics")
