@@ -58,18 +58,24 @@ class Runway:
     limit_source: str
     horizon_end: pd.Timestamp | None
 
-    def crossing_text(self, fmt_date=lambda t: t.isoformat()) -> str:
+    def crossing_text(self, fmt_date=lambda t: t.isoformat(), with_status: bool = True) -> str:
         """The crossing in the one vocabulary the CLI, notebook and report share:
-        ``<median> (<2.5 %> – <97.5 % | after <horizon end>>)`` when the status is 'crosses',
-        else the status itself (``not within horizon`` reads "median crossing after <end>")."""
+        ``<median> (<2.5 %> – <97.5 % | after <horizon end>>)`` when the status is 'crosses';
+        ``not within horizon (median crossing after <end>)``; ``already over limit (since
+        <date>)``; else the status.  ``with_status=False`` drops the status words around the
+        parenthesis (for a line that prints the status beside it)."""
         if self.status == CROSSES and self.crossing is not None:
             lo = fmt_date(self.crossing_lo) if self.crossing_lo is not None else "n/a"
             hi = (fmt_date(self.crossing_hi) if self.crossing_hi is not None
                   else f"after {fmt_date(self.horizon_end)}")
             return f"{fmt_date(self.crossing)} ({lo} – {hi})"
         if self.status == NOT_WITHIN and self.horizon_end is not None:
-            return f"not within horizon (median crossing after {fmt_date(self.horizon_end)})"
-        return self.status
+            what = f"median crossing after {fmt_date(self.horizon_end)}"
+        elif self.status == OVER and self.crossing is not None:
+            what = f"since {fmt_date(self.crossing)}"
+        else:
+            return self.status
+        return f"{self.status} ({what})" if with_status else what
 
     def to_dict(self) -> dict:
         """The ``capplan runway --json`` shape (issue 5 item 6)."""
