@@ -250,10 +250,9 @@ def _refuse_huge_grid(y, grain, horizon) -> None:
     :data:`MAX_FORECAST_BINS`, or runs past the last representable time; says which grain fits.
     An unreadable grain or horizon is left to the forecast's own checks."""
     import math
+    import warnings
 
     import pandas as pd
-
-    import warnings
 
     try:
         with warnings.catch_warnings():  # pandas deprecates some spellings ('w'): not ours
@@ -344,8 +343,9 @@ def _runway(args) -> int:
         return EXIT_OK
     # one vocabulary with the report (Runway.crossing_text): the status follows from P
     p = rw.p_cross_within_horizon
-    print(f"status: {rw.status}; crossing {rw.crossing_text()}; P(cross within horizon) = "
-          + ("n/a" if p is None else f"{p:.2f}"))
+    when = rw.crossing_text(with_status=False)
+    print(f"status: {rw.status}; " + (f"crossing {when}" if rw.status == "crosses" else when)
+          + "; P(cross within horizon) = " + ("n/a" if p is None else f"{p:.2f}"))
     print(f"model: {rw.model}")
     for w in rw.warnings:
         print(f"warning: {w}")
@@ -513,7 +513,8 @@ def cmd_usl(args) -> int:
     print(f"  ceiling lambda/sigma {fmt(out['x_ceiling'])}  95% {pair(out['x_ceiling_ci95'])}")
     for p in out.get("predictions", []):
         flag = "  (extrapolated)" if p["extrapolated"] else ""
-        print(f"  X({p['n']:g}) = {p['x']:.6g}  95% [{p['x_lo95']:.6g}, {p['x_hi95']:.6g}]{flag}")
+        print(f"  X({p['n']:g}) = {fmt(p['x'])}  95% [{fmt(p['x_lo95'])}, {fmt(p['x_hi95'])}]"
+              f"{flag}")
     for w in out["warnings"]:
         print(f"  warning: {w}")
     return EXIT_OK
