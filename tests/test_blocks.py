@@ -40,7 +40,7 @@ def test_ratio_interval_covers_the_truth_on_unseen_autocorrelated_data():
         t = rng.uniform(5e4, 1.5e5, 24)
         r = block_ratio(t * (0.9 + e), t)
         hits += r.lo <= 0.9 <= r.hi
-    assert hits / trials >= 0.85
+    assert hits / trials >= 0.88
 
 
 def test_mean_and_quantile_by_blocks():
