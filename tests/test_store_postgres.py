@@ -173,33 +173,41 @@ _WRITER = textwrap.dedent("""
     import os, sys
     import numpy as np, pandas as pd
     from capplan.store import open_store
-    schema, who = sys.argv[1], int(sys.argv[2])
+    schema, who, same = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "same"
     store = open_store("env:%s", schema=schema)
     t0 = pd.Timestamp("2026-01-01", tz="UTC")
     labels = np.array(['{"i":"%%d"}' %% i for i in range(20)], dtype=object)
     for b in range(15):
-        ts = t0 + pd.to_timedelta((np.arange(100) + b * 100) * 2 + who, unit="s")
+        ts = t0 + pd.to_timedelta((np.arange(100) + b * 100) * 2 + (0 if same else who), unit="s")
         n = len(ts)
         store.append(pd.DataFrame({"timestamp": np.tile(ts.as_unit("ns"), 20),
                                    "source": np.full(20 * n, "demo", dtype=object),
                                    "metric": np.full(20 * n, "x_bytes", dtype=object),
-                                   "labels": np.repeat(labels, n), "value": np.full(20 * n, 1.0),
+                                   "labels": np.repeat(labels, n), "value": np.full(20 * n, who + 1.0),
                                    "kind": np.full(20 * n, "gauge", dtype=object),
                                    "unit": np.full(20 * n, "bytes", dtype=object)}))
     store.close()
 """) % ENV
 
 
-def test_two_writer_processes_on_the_same_series_lose_nothing(schema, tmp_path, python_exe):
+@pytest.mark.parametrize("same", [False, True], ids=["interleaved", "same-timestamps"])
+def test_two_writer_processes_on_the_same_series_lose_nothing(schema, tmp_path, python_exe, same):
     script = tmp_path / "pgwriter.py"
     script.write_text(_WRITER)
-    # the schema does not exist yet: both writers also race to create it (advisory lock)
-    procs = [subprocess.Popen([python_exe, str(script), schema, str(who)], stderr=subprocess.PIPE)
+    # the schema does not exist yet: both writers also race to create it (advisory lock);
+    # with the same timestamps every append of the second writer replaces the first's samples
+    procs = [subprocess.Popen([python_exe, str(script), schema, str(who),
+                               "same" if same else "interleaved"], stderr=subprocess.PIPE)
              for who in (0, 1)]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()
     with open_store(f"env:{ENV}", schema=schema) as s:
         got = s.query("x_bytes")
-        assert len(got) == 2 * 15 * 100 * 20
+        assert len(got) == (1 if same else 2) * 15 * 100 * 20
         assert not got.duplicated(["labels", "timestamp"]).any()
+        assert s.series()["n"].tolist() == [len(got) // 20] * 20
+        if same:
+            assert set(got["value"]) <= {1.0, 2.0}
+        pd.testing.assert_frame_equal(s.query(grain="1h"), downsample(got, "1h"),
+                                      check_exact=False, rtol=1e-12)

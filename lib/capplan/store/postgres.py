@@ -381,13 +381,18 @@ class PostgresStore(Store):
             for r in rows:
                 self._known[(r[1], r[2], r[3])] = (int(r[0]), r[4], r[5])
         out = [self._known[k[:3]] for k in keys]
-        # lock the series (in id order: no deadlock between writers) and read their tails
+        # lock the series (in id order: no deadlock between writers), then read their tails in
+        # a second statement: its snapshot is taken after the locks are held, so it sees what
+        # a writer that held them before us committed (a join in the locking statement would not)
+        ids = [o[0] for o in out]
+        conn.execute(self._sql("SELECT id FROM {s}.series_key WHERE id = ANY(%s::bigint[])"
+                               " ORDER BY id FOR UPDATE"), (ids,))
         rows = conn.execute(self._sql(
-            "SELECT k.id, (extract(epoch FROM t.last_ts) * 1000000)::bigint FROM {s}.series_key k"
-            " LEFT JOIN LATERAL (SELECT last_ts FROM {s}.rollup_1h r WHERE r.series_id = k.id"
-            " ORDER BY bucket DESC LIMIT 1) t ON true WHERE k.id = ANY(%s::bigint[])"
-            " ORDER BY k.id FOR UPDATE OF k"), ([o[0] for o in out],)).fetchall()
-        self._tail_cache = {int(r[0]): int(r[1]) * 1000 for r in rows if r[1] is not None}
+            "SELECT k.id, (extract(epoch FROM t.last_ts) * 1000000)::bigint"
+            " FROM unnest(%s::bigint[]) AS k(id) CROSS JOIN LATERAL (SELECT last_ts FROM"
+            " {s}.rollup_1h r WHERE r.series_id = k.id ORDER BY bucket DESC LIMIT 1) t"), (ids,)
+        ).fetchall()
+        self._tail_cache = {int(r[0]): int(r[1]) * 1000 for r in rows}
         return out
 
     def _tails(self, ids):
