@@ -85,6 +85,7 @@ SCHEMA_VERSION = max(MIGRATIONS)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SAMPLE = np.dtype([("ts", "i8"), ("value", "f8")])
 _FULL = (-(2**63), 2**63 - 1)
+_IDS_PER_QUERY = 500
 
 
 def _blocks_to_rows(conn: sqlite3.Connection) -> None:
@@ -144,6 +145,8 @@ class SQLiteStore(Store):
         self._busy_timeout_s = float(busy_timeout_s)
         self._conn: sqlite3.Connection | None = None
         self._version = 0
+        #: (source, metric, labels) -> (id, kind, unit) of series known to exist (never deleted)
+        self._known: dict[tuple[str, str, str], tuple[int, str, str]] = {}
         self._open()
 
     def __repr__(self) -> str:
@@ -264,10 +267,12 @@ class SQLiteStore(Store):
             yield
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._known.clear()  # series "created" by the rolled-back transaction do not exist
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise self._fail("cannot write to the store", exc) from exc
         except BaseException:
+            self._known.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
@@ -287,14 +292,15 @@ class SQLiteStore(Store):
 
     def _ensure_series(self, keys):
         conn = self._c()
-        conn.executemany("INSERT OR IGNORE INTO series_key (source, metric, labels, kind, unit) "
-                         "VALUES (?, ?, ?, ?, ?)", keys)
-        out = []
-        for k in keys:
-            row = conn.execute("SELECT id, kind, unit FROM series_key WHERE source = ? AND "
-                               "metric = ? AND labels = ?", k[:3]).fetchone()
-            out.append((int(row[0]), row[1], row[2]))
-        return out  # BEGIN IMMEDIATE already holds the (whole-file) write lock
+        todo = [k for k in keys if k[:3] not in self._known]
+        if todo:
+            conn.executemany("INSERT OR IGNORE INTO series_key (source, metric, labels, kind, "
+                             "unit) VALUES (?, ?, ?, ?, ?)", todo)
+            for k in todo:
+                row = conn.execute("SELECT id, kind, unit FROM series_key WHERE source = ? AND "
+                                   "metric = ? AND labels = ?", k[:3]).fetchone()
+                self._known[k[:3]] = (int(row[0]), row[1], row[2])
+        return [self._known[k[:3]] for k in keys]  # BEGIN IMMEDIATE holds the file's write lock
 
     def _tails(self, ids):
         conn = self._c()
@@ -336,10 +342,13 @@ class SQLiteStore(Store):
         conn = self._c()
         lo = _FULL[0] if lo is None else lo
         hi = _FULL[1] if hi is None else hi
-        parts = [np.fromiter(conn.execute(
-            "SELECT series_id, bucket, nfin, sum, ifnull(last_value, 'nan') FROM rollup_1h"
-            " WHERE series_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
-            (s, lo, hi)), dtype=READ_DTYPE) for s in sorted(ids)]
+        parts = []
+        for i in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = sorted(ids)[i:i + _IDS_PER_QUERY]
+            parts.append(np.fromiter(conn.execute(
+                "SELECT series_id, bucket, nfin, sum, ifnull(last_value, 'nan') FROM rollup_1h"
+                f" WHERE series_id IN ({','.join('?' * len(chunk))}) AND bucket >= ? AND bucket < ?"
+                " ORDER BY series_id, bucket", (*chunk, lo, hi)), dtype=READ_DTYPE))
         return np.concatenate(parts) if parts else np.empty(0, dtype=READ_DTYPE)
 
     def _series_rows(self):
