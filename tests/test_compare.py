@@ -392,9 +392,10 @@ def test_real_wrk_against_a_local_server_with_an_added_2ms_delay(tmp_path):
     cmp = compare(tmp_path / "base", tmp_path / "cand")
     print("\n" + "\n".join(m.reason for m in cmp.metrics))
     v = {m.metric: m.verdict for m in cmp.metrics}
-    # wrk's mean is at the mercy of one slow run of the Python server; median and throughput
-    # are not
-    assert v["latency_p50"] == "regressed" and v["throughput"] == "regressed"
+    # the gate fails on the median (+2 ms on ~0.2 ms); throughput and the mean move too, but
+    # on a loaded 2-core host one slow run of the Python server can widen their 3-run interval
+    assert cmp.verdict == "regressed" and v["latency_p50"] == "regressed"
+    assert cmp.metrics[0].change < 0                        # and throughput went down
     assert v["latency_p95"] == "insufficient evidence"      # wrk prints no p95
     assert cmp.exit_code() == 1
 
