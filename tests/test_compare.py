@@ -174,6 +174,17 @@ def test_two_windows_of_one_store(tmp_path):
     assert rc == 1
     assert main(["compare", "--store", str(store), "--metrics", "api_latency_seconds",
                  "yesterday", "2026-11-01T02:00Z..2026-11-01T03:00Z"]) == 2
+    # a counter is compared as its per-second rate; more requests served is better
+    served = np.cumsum(np.r_[rng.poisson(100, 120), rng.poisson(60, 120)]).astype(float)
+    with open_store(store) as st:
+        st.append(make_frame([{"timestamp": ts, "source": "app", "metric": "requests_total",
+                               "labels": {}, "value": float(x), "kind": "counter",
+                               "unit": "requests"} for ts, x in zip(t, served)]))
+    fewer = compare_store_windows(store, metrics=["requests_total"], baseline=w1, candidate=w3,
+                                  higher_is_better=["requests_total"])
+    m = fewer.metrics[0]
+    assert m.unit == "per_second" and m.baseline == pytest.approx(100 / 60, rel=0.1)
+    assert m.verdict == "regressed"
 
 
 def test_findings_for_the_handoff_are_plain_dicts():

@@ -572,9 +572,9 @@ def compare_store_windows(store, *, metrics: Sequence[str], baseline: tuple, can
                 if len(fr) and fr["kind"].iloc[0] == "counter":
                     s = fr.set_index("timestamp")["value"]
                     rate = counter_rate(s).dropna()
-                    fr = fr.iloc[1:len(rate) + 1].copy()
+                    fr = fr.set_index("timestamp").loc[rate.index].reset_index()
                     fr["value"] = rate.to_numpy()
-                    fr["kind"] = "gauge"
+                    fr["kind"], fr["unit"] = "gauge", "per_second"
                 fr = downsample(fr, grain) if len(fr) else fr
                 vals.append(fr["value"].to_numpy(float) if len(fr) else np.zeros(0))
             unit = "" if not len(fr) else str(fr["unit"].iloc[0])
