@@ -80,7 +80,7 @@ import pandas as pd
 
 from capplan.collect import register
 from capplan.collect import exporters
-from capplan.collect._common import check_keys, open_url, positive_float
+from capplan.collect._common import DeadlineOpener, check_keys, open_url, positive_float
 from capplan.core.credentials import scrub
 from capplan.errors import ConfigError, ParseError, SourceUnavailable
 from capplan.core.frame import make_frame
@@ -205,6 +205,7 @@ class HttpProbe:
         if self.method not in ("GET", "HEAD"):
             raise ConfigError(f"method must be GET or HEAD, got {self.method!r}", key=f"{w}.method")
         self._checked = False
+        self._opener: DeadlineOpener | None = None
         self._totals: dict[tuple[str, str], float] = {}
         self._lat_sum: dict[str, float] = {lab: 0.0 for _, lab in self.targets}
         self._lat_count: dict[str, float] = {lab: 0.0 for _, lab in self.targets}
@@ -231,8 +232,7 @@ class HttpProbe:
         req = urllib.request.Request(url, method=self.method, headers={"User-Agent": _USER_AGENT})
         t0 = time.perf_counter()
         try:
-            with open_url(req, timeout_s=self.timeout_s, deadline=deadline,
-                          handlers=[_NoRedirect()]) as resp:
+            with self._opener.open(req, timeout_s=self.timeout_s, deadline=deadline) as resp:
                 resp.read(_MAX_PROBE_BODY)
                 return str(resp.status), time.perf_counter() - t0
         except urllib.error.HTTPError as exc:   # 4xx/5xx and unfollowed 3xx still have a status
@@ -255,6 +255,8 @@ class HttpProbe:
     def snapshot(self) -> pd.DataFrame:
         """Probe every URL (round-robin, ending by ``budget_s``); returns a contract frame."""
         self._check_loopback()
+        if self._opener is None:
+            self._opener = DeadlineOpener([_NoRedirect()])
         budget_end = time.monotonic() + self.budget_s
         lat: dict[str, list[tuple[float, bool]]] = {lab: [] for _, lab in self.targets}
         last: dict[str, str] = {}
@@ -307,7 +309,8 @@ class HttpProbe:
         return make_frame(rows)
 
     def close(self) -> None:
-        """Nothing stays open between requests; safe to call twice."""
+        """Nothing stays open between requests (the opener keeps no connection); safe to call
+        twice, and while a snapshot still runs."""
 
 
 # -- exposition text -> contract ----------------------------------------------------------------
