@@ -269,7 +269,7 @@ def _pg_args(dsn: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def pgbench_runs(pg_dsn, tmp_path_factory):
-    """Real pgbench -S runs on loopback in a throwaway database: 8 of one configuration, then
+    """Real pgbench -S runs on loopback in a throwaway database: 10 of one configuration, then
     3 after dropping pgbench_accounts' primary key (every select becomes a sequential scan)."""
     import psycopg
     from psycopg.conninfo import make_conninfo
@@ -293,7 +293,7 @@ def pgbench_runs(pg_dsn, tmp_path_factory):
                            cwd=d, check=True, capture_output=True, timeout=30)
             return d
 
-        same = [run(f"same{i}") for i in range(8)]
+        same = [run(f"same{i}") for i in range(10)]
         with psycopg.connect(make_conninfo(pg_dsn, dbname=db), autocommit=True) as conn:
             conn.execute("alter table pgbench_accounts drop constraint pgbench_accounts_pkey")
         nopk = [run(f"nopk{i}") for i in range(3)]
@@ -304,26 +304,33 @@ def pgbench_runs(pg_dsn, tmp_path_factory):
 
 
 def test_false_alarm_rate_on_real_same_configuration_pgbench_runs(pgbench_runs):
-    """40 comparisons of two disjoint sets of 3 real runs of ONE configuration (drawn from 8
-    runs): at least 95 % must be 'no change' in every metric."""
+    """40 comparisons of two disjoint sets of 4 real runs of ONE configuration (drawn from 10
+    runs): at least 95 % must be 'no change' in every metric.
+
+    Why 4: on this host a run lands in one of two regimes (median ~0.03 or ~0.055 ms, the
+    scheduler's placement of client and backends), so the comparisons drawn from ONE pool of
+    recorded runs inherit that pool's regime mix: with 3 a side from 8 runs, 0, 1 and 6 of 40
+    alarms in three recordings; with fresh runs for every pair (bench/compare_calibration.py,
+    3 a side) 1 of 40."""
     same, _ = pgbench_runs
     recs = [read_run_records(d) for d in same]
+    regimes = [round(float(np.nanmedian(r.latency_s)) * 1e3, 3) for r in recs]
     rng = np.random.default_rng(17)
     alarms, t0 = [], time.perf_counter()
     for k in range(40):
         idx = rng.permutation(len(recs))
-        cmp = compare_runs([recs[i] for i in idx[:3]], [recs[i] for i in idx[3:6]], seed=k,
+        cmp = compare_runs([recs[i] for i in idx[:4]], [recs[i] for i in idx[4:8]], seed=k,
                            n_boot=300)
         bad = [m.reason for m in cmp.metrics if m.verdict != "no change"]
         if bad:
             alarms.append(bad)
     rate = len(alarms) / 40
-    print(f"\nfalse alarms: {len(alarms)}/40 = {rate:.1%} (same configuration, 3 vs 3 real "
-          f"pgbench runs; {time.perf_counter() - t0:.1f} s)")
+    print(f"\nfalse alarms: {len(alarms)}/40 = {rate:.1%} (same configuration, 4 vs 4 real "
+          f"pgbench runs; per-run medians {regimes} ms; {time.perf_counter() - t0:.1f} s)")
     assert rate <= 0.05, alarms
     # the same runs one against one: within-run intervals alone would cry wolf
     single = [compare_runs([recs[i]], [recs[i + 1]], min_runs=1, n_boot=300)
-              for i in range(0, 8, 2)]
+              for i in range(0, 10, 2)]
     flagged = sum(c.verdict != "no change" for c in single)
     print(f"single run vs single run (min_runs=1): {flagged}/{len(single)} flagged")
 

@@ -19,10 +19,12 @@ weight vector ``w`` over buckets (how often each bucket was drawn):
   logarithmic grid (bins 0.5 % wide, far below any practical effect); point values are exact
   (nearest rank on the raw latencies).
 
-Interval: the bootstrap standard error ``se`` of the log ratio candidate/baseline (of the
-difference, for the error rate), widened with Student's t at ``df = min(K / L) - 1`` a side
-(the number of independent blocks, as in batch means; with several runs a side, the runs
-are the units: ``df = runs_b + runs_c - 2``): ``log r ± t(df) · se``.  With few
+Interval: ``log r ± t(df) · se`` for the ratio candidate/baseline (the difference, for the
+error rate).  ``se² = f_b v_b + f_c v_c`` from each side's bootstrap variance of the log
+statistic, ``f = R / (R - 1)`` for a side of ``R`` runs (resampling R units with replacement
+shrinks their variance by (R - 1) / R); ``df`` by Welch-Satterthwaite from each side's own
+degrees of freedom: ``R - 1`` runs, or ``K / L - 1`` blocks for a single run (as in batch
+means).  With few
 buckets this is markedly wider than the normal interval, which is the point.
 
 Verdicts (the :mod:`capplan.models.regression` vocabulary): "worse" / "better" when the
@@ -337,13 +339,21 @@ def compare_buckets(baseline: TimeBuckets, candidate: TimeBuckets, *,
     rng = np.random.default_rng(seed)
     sides = (baseline, candidate)
     blocks = [block or data_block_length(tb) for tb in sides]
-    if baseline.n_runs == 1 and candidate.n_runs == 1:
-        df = max(1.0, min(tb.k / b for tb, b in zip(sides, blocks)) - 1)
-    else:   # runs are the independent units
-        df = float(max(1, baseline.n_runs + candidate.n_runs - 2))
+    # degrees of freedom a side: independent runs - 1, or (one run) independent blocks - 1
+    nus = [float(tb.n_runs - 1) if tb.n_runs > 1 else max(1.0, tb.k / b - 1)
+           for tb, b in zip(sides, blocks)]
+    # resampling R runs with replacement has variance (R - 1) / R of the runs' own: undo it
+    fix = [tb.n_runs / (tb.n_runs - 1) if tb.n_runs > 1 else 1.0 for tb in sides]
+
+    def se_t(rep_b: np.ndarray, rep_c: np.ndarray) -> tuple[float, float, float]:
+        vb, vc = (f * float(np.var(r, ddof=1)) for f, r in zip(fix, (rep_b, rep_c)))
+        den = (vb ** 2 / nus[0] if vb else 0.0) + (vc ** 2 / nus[1] if vc else 0.0)
+        nu = (vb + vc) ** 2 / den if den > 0 else sum(nus)
+        nu = min(max(1.0, nu), sum(nus))          # Welch-Satterthwaite
+        return math.sqrt(vb + vc), float(special.stdtrit(nu, 1 - (1 - each) / 2)), nu
+
     judged = [m for m in metrics if all(_missing(tb, m) is None for tb in sides)]
     each = 1 - (1 - conf) / len(judged) if adjust and len(judged) > 1 else conf
-    tcrit = float(special.stdtrit(df, 1 - (1 - each) / 2))
     few = [tb.k for tb in sides if tb.k < MIN_BUCKETS]
     weights = [_side_weights(tb, n_boot, rng, block) if tb.k >= 2 else None for tb in sides]
     edges = mids = None
@@ -363,7 +373,7 @@ def compare_buckets(baseline: TimeBuckets, candidate: TimeBuckets, *,
         baseline.n_runs, candidate.n_runs) > 1 else ""
     method = (f"{'runs then ' if runs else ''}circular blocks of "
               f"{fmt_value(baseline.width_s, 'seconds')} buckets resampled ({runs}"
-              f"{baseline.k}/{candidate.k} buckets), bootstrap SE with t({df:.0f})")
+              f"{baseline.k}/{candidate.k} buckets), bootstrap SE with Welch t")
     out = []
     for metric in metrics:
         unit, hiw, stat = METRICS[metric]
@@ -415,9 +425,8 @@ def compare_buckets(baseline: TimeBuckets, candidate: TimeBuckets, *,
                 d_lo, d_hi = -3 / baseline.n_requests, 3 / candidate.n_requests
                 note = "; no errors on either side: rule-of-three interval"
             else:
-                d = rc - rb
-                d = d[np.isfinite(d)]
-                se = float(np.std(d, ddof=1))
+                okd = np.isfinite(rb) & np.isfinite(rc)
+                se, tcrit, nu = se_t(rb[okd], rc[okd])
                 d_lo, d_hi = d_hat - tcrit * se, d_hat + tcrit * se
                 note = ""
             verdict = _verdict(d_lo, d_hi, d_hat, eff[metric], hiw)
@@ -430,8 +439,7 @@ def compare_buckets(baseline: TimeBuckets, candidate: TimeBuckets, *,
                 out.append(insufficient("the bootstrap could not resample a positive value on "
                                         "both sides (too few non-empty buckets)", (hb, hc), need))
                 continue
-            lr = np.log(rc[ok]) - np.log(rb[ok])
-            se = float(np.std(lr, ddof=1))
+            se, tcrit, nu = se_t(np.log(rb[ok]), np.log(rc[ok]))
             center = math.log(pc / pb)
             ratio, r_lo, r_hi = pc / pb, math.exp(center - tcrit * se), \
                 math.exp(center + tcrit * se)
