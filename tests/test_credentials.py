@@ -182,3 +182,19 @@ def test_check_no_secrets_allows_where_secrets_live():
                                    "url_env": "PROMETHEUS_URL"}],
                       "store": "env:CAP_STORE_DSN", "password": None, "token": "",
                       "service": "a checkout api on redis://127.0.0.1:6379/0"}, path="p.yaml")
+
+
+def test_known_secrets_follows_what_params_point_at(tmp_path):
+    from capplan.core.credentials import known_secrets
+
+    cred = tmp_path / "team-creds.yaml"
+    cred.write_text("profiles:\n  db: {password: Team-File-Pw-9}\n")
+    env = {"HOME": str(tmp_path / "nohome"), "MY_PROM_CREDS": "bare-token-value-10",
+           "CACHE_URL": "redis://127.0.0.1:6379/0"}
+    params = {"prometheus": {"bearer_token_env": "MY_PROM_CREDS"},
+              "sources": [{"source": "redis", "url_env": "CACHE_URL"},
+                          {"source": "postgres", "credentials_file": str(cred)}]}
+    assert "bare-token-value-10" not in known_secrets(environ=env)   # not named like a secret
+    got = known_secrets(environ=env, params=params)
+    assert {"bare-token-value-10", "Team-File-Pw-9"} <= got
+    assert "redis://127.0.0.1:6379/0" not in got   # a URL without password is no secret

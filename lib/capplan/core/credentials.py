@@ -116,14 +116,16 @@ def scrub(text: object, secrets: Iterable[str | None] = ()) -> str:
 
 
 def scrub_all(text: object, secrets: Iterable[str] | None = None, *,
-              environ: Mapping[str, str] | None = None) -> str:
+              environ: Mapping[str, str] | None = None, params: Any = None) -> str:
     """``text`` with every secret in play masked: :func:`scrub` fed with :func:`known_secrets`.
 
     This is the call for everything capplan writes (manifest, logs, summary, findings,
     notebooks).  Pass ``secrets`` (a :func:`known_secrets` result) when scrubbing many strings,
     so the environment and credential files are read once.
     """
-    return scrub(text, known_secrets(environ=environ) if secrets is None else secrets)
+    if secrets is None:
+        secrets = known_secrets(environ=environ, params=params)
+    return scrub(text, secrets)
 
 
 # -- the secret values in play -------------------------------------------------------------------
@@ -264,8 +266,24 @@ def _credential_files(env: Mapping[str, str]) -> list[tuple[str, Path]]:
     return files
 
 
+def _params_pointers(obj: Any, env_names: list[str], files: list[str]) -> None:
+    """Collect the ``*_env`` variable names and ``credentials_file`` paths a params tree names."""
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            key = str(k)
+            if key.endswith("_env") and isinstance(v, str) and v:
+                env_names.append(v)
+            elif key == "credentials_file" and isinstance(v, (str, os.PathLike)) and v:
+                files.append(str(v))
+            else:
+                _params_pointers(v, env_names, files)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _params_pointers(v, env_names, files)
+
+
 def known_secrets(*, environ: Mapping[str, str] | None = None,
-                  extra: Iterable[str | None] = ()) -> frozenset[str]:
+                  extra: Iterable[str | None] = (), params: Any = None) -> frozenset[str]:
     """The secret values in play now, in every form they may take in an output.
 
     Gathered from: environment variables named like a secret (``PGPASSWORD``, ``*_TOKEN``,
@@ -274,10 +292,21 @@ def known_secrets(*, environ: Mapping[str, str] | None = None,
     ``url_env``/``dsn_env`` name), ``~/.pgpass`` (or ``PGPASSFILE``), ``~/.pg_service.conf`` (or
     ``PGSERVICEFILE``), ``$PGSYSCONFDIR/pg_service.conf``, the capplan credentials file
     (``CAPPLAN_CREDENTIALS``, ``./credentials.yaml``, ``~/.config/capplan/credentials.yaml``) and
-    ``extra``.  Each value comes with its :func:`secret_variants`.  Unreadable files are skipped.
+    ``extra``.  With ``params`` (a params mapping), also the whole value of every variable a
+    ``*_env`` key names when it is a bare token (``bearer_token_env: PROM_TOKEN``), and every
+    ``credentials_file`` it names.  Each value comes with its :func:`secret_variants`.
+    Unreadable files are skipped.
     """
     env = os.environ if environ is None else environ
     raw: list[str] = [s for s in extra if s]
+    env_names: list[str] = []
+    extra_files: list[str] = []
+    if params is not None:
+        _params_pointers(params, env_names, extra_files)
+    for name in env_names:
+        value = env.get(name)
+        if value and not _URLISH.search(value) and not re.search(r"\s", value.strip()):
+            raw.append(value)   # a bare token; URL/DSN values give their passwords below
     for name, value in env.items():
         if not value:
             continue
@@ -285,7 +314,7 @@ def known_secrets(*, environ: Mapping[str, str] | None = None,
             raw.append(value)
         if _URLISH.search(value):
             raw += dsn_passwords(value)
-    for kind, path in _credential_files(env):
+    for kind, path in _credential_files(env) + [("capplan", Path(f)) for f in extra_files]:
         if kind == "pgpass":
             raw += _pgpass_passwords(path)
         elif kind == "service":
