@@ -65,7 +65,7 @@ import pandas as pd
 
 from capplan.collect import register
 from capplan.collect import exporters
-from capplan.collect._common import check_keys, positive_float
+from capplan.collect._common import check_keys, open_url, positive_float
 from capplan.core.credentials import scrub
 from capplan.errors import ConfigError, SourceUnavailable
 from capplan.core.frame import make_frame
@@ -196,7 +196,7 @@ def _call(base_url: str, path: str, form: Mapping[str, str], *, timeout_s: float
     req = urllib.request.Request(url, data=data, headers=headers, method="POST")
     status = None
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only
+        with open_url(req, timeout_s=timeout_s) as resp:  # whole answer within timeout_s (issue 10.7)
             body = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:
