@@ -122,7 +122,9 @@ def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int,
     per-phase mean (median from 3 weeks) over the last k <= kmax full weeks of the series minus
     the daily profile minus its centred weekly moving average (extended linearly where a week
     does not fit).  It is shrunk by the empirical-Bayes factor w = signal / (signal + noise),
-    where noise is the mean per-phase variance of that estimate (between-week variance / k) and
+    where noise is the mean per-phase variance of that estimate (between-week variance / k for
+    two weeks; from 3 weeks the variance of a median, pi/2 (1.4826 MAD)**2 / k, so that a burst
+    in one week does not hide the cycle) and
     signal the departure's mean square beyond it (James & Stein 1961; Efron & Morris 1973): a
     real weekly cycle is kept from two weeks on, a noisy one fades toward the daily profile.
     With fewer than two weeks it *is* the daily profile.  None without a daily profile.
@@ -152,7 +154,11 @@ def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int,
     blocks = (x - ma).reshape(k, m)
     dev = np.median(blocks, axis=0) if k >= 3 else blocks.mean(axis=0)
     dev = dev - dev.mean()
-    noise = float(np.mean(blocks.var(axis=0, ddof=1))) / k
+    if k >= 3:   # robust: bursts in one week must not hide a real weekly cycle
+        mad = np.median(np.abs(blocks - np.median(blocks, axis=0)), axis=0)
+        noise = float(np.mean((1.4826 * mad) ** 2)) * (np.pi / 2) / k   # var of a median
+    else:
+        noise = float(np.mean(blocks.var(axis=0, ddof=1))) / k
     signal = max(0.0, float(np.mean(dev ** 2)) - noise)
     w = signal / (signal + noise) if signal + noise > 0 else 0.0
     out = base.copy()
