@@ -423,15 +423,22 @@ class FleetResult:
         return self.run_dir / "fleet.html"
 
 
-def _prepare(outputs: Path, name: str, run_id: str) -> Path:
-    work = outputs / name / f".{run_id}.partial"
+def _prepare(name_dir: Path, run_id: str) -> Path:
+    """``<name_dir>/.<run_id>.partial`` with the run marker (retention deletes marked runs only)."""
+    import platform
+
+    from capplan.runner.run import RUN_MARKER
+
+    work = name_dir / f".{run_id}.partial"
     try:
         (work / "services").mkdir(parents=True)
+        (work / RUN_MARKER).write_text(json.dumps({"run_id": run_id, "pid": os.getpid(),
+                                                   "host": platform.node()}) + "\n")
         probe = work / ".write-test"
         probe.write_bytes(b"x" * 65536)
         probe.unlink()
     except OSError as exc:
-        raise OutputError(f"cannot write the fleet folder under {outputs / name}: "
+        raise OutputError(f"cannot write the fleet folder under {name_dir}: "
                           f"{exc.strerror or exc}", hint="make the outputs directory writable, "
                           "free some disk space, or pass --outputs DIR") from exc
     return work
@@ -447,7 +454,7 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
     from capplan.analysis.findings import jsonable
     from capplan.runner.params import project_root
     from capplan.report.render import to_html, to_markdown
-    from capplan.runner.run import RunLock, new_run_id, point_latest
+    from capplan.runner.run import RunLock, name_folder, new_run_id, point_latest
 
     spec = load_fleet(path, scheduler=scheduler, workers=workers)
     services = list(spec.services)
@@ -457,15 +464,11 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
         raise ConfigError("discovery found no services", path=spec.path, key="discover",
                           hint="check the selector and the 'by' label")
     outputs = Path(outputs) if outputs else project_root() / "outputs"
-    try:
-        (outputs / spec.name).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {outputs / spec.name}: {exc.strerror or exc}",
-                          hint="make the outputs directory writable or pass --outputs DIR") from exc
+    name_dir = name_folder(outputs, spec.name)
     started = time.time()
-    with RunLock(outputs / spec.name, wait_s=wait_s):
+    with RunLock(name_dir, wait_s=wait_s):
         run_id = new_run_id()
-        work = _prepare(outputs, spec.name, run_id)
+        work = _prepare(name_dir, run_id)
         with dask_client(spec.scheduler, workers=spec.workers) as client:
             results = map_tasks(client, analyse_service, services, progress=progress,
                                 desc="services", on_error=_task_failed)
@@ -502,11 +505,11 @@ def run_fleet(path: str | Path, *, outputs: str | Path | None = None, scheduler:
              "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
              "finished": datetime.now(timezone.utc).isoformat(),
              "duration_s": round(time.time() - started, 3)}), indent=2) + "\n")
-        final = outputs / spec.name / run_id
+        final = name_dir / run_id
         try:
             os.rename(work, final)
             if status != "failed":
-                point_latest(outputs / spec.name, run_id)
+                point_latest(name_dir, run_id)
         except OSError as exc:
             raise OutputError(f"cannot publish the fleet folder {final}: {exc}",
                               hint="check free space and permissions of the outputs directory") from exc
