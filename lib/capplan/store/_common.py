@@ -358,9 +358,13 @@ class Store(ABC):
         ids = np.fromiter(code_of, dtype=np.int64, count=len(code_of))
         ids.sort()
         lookup = np.array([code_of[i] for i in ids.tolist()], dtype=np.int64)
-        codes = np.concatenate([lookup[np.searchsorted(ids, c[0])] for c in chunks])
-        ts = np.concatenate([c[1] for c in chunks])
-        val = np.concatenate([c[2] for c in chunks])
+        chunk_codes = [lookup[np.searchsorted(ids, c[0])] for c in chunks]
+        # chunks usually hold one series in time order each: put them in (code, time) order so
+        # that the result needs no full sort
+        order = sorted(range(len(chunks)), key=lambda i: (int(chunk_codes[i][0]), int(chunks[i][1][0])))
+        codes = np.concatenate([chunk_codes[i] for i in order])
+        ts = np.concatenate([chunks[i][1] for i in order])
+        val = np.concatenate([chunks[i][2] for i in order])
         if not _in_code_order(codes, ts):
             order = np.lexsort((ts, codes))
             codes, ts, val = codes[order], ts[order], val[order]

@@ -39,7 +39,7 @@ from capplan.store._rollup import READ_DTYPE, rollup
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION"]
 
-_SAMPLE_TYPES = ["int8", "timestamptz", "float8"]
+_SAMPLE_TYPES = ["int8", "timestamptz", "float8"]  # series_id, ts, value
 #: appends of at most this many samples are sent as INSERTs in pipeline mode (two round trips
 #: for the whole transaction); larger ones use binary COPY (which pipeline mode cannot carry)
 _SMALL = 2000
@@ -426,21 +426,21 @@ class PostgresStore(Store):
             conds.append(sql.SQL("{} < {}").format(sql.Identifier(col), sql.Literal(_pg_time(hi))))
         return sql.SQL(" AND ").join(conds)
 
-    def _fetch_arrays(self, query: sql.Composable, types: list[str]) -> Iterator[list[np.ndarray]]:
-        """Rows of ``array_send(array_agg(col))`` columns, decoded: a few rows per series, so
-        millions of samples cross as a few large bytea values instead of one message each."""
+    def _fetch_arrays(self, query: sql.Composable, types: list[str]) -> Iterator[tuple]:
+        """Rows of ``series_id, array_send(array_agg(col)), ...``, decoded: a few rows per
+        series, so millions of samples cross as a few large bytea values instead of one
+        message each."""
         with self._c().cursor(binary=True) as cur:
             cur.execute(query)
             for row in cur:
-                yield [_pgcopy.decode_array(b, t) for b, t in zip(row, types)]
+                yield int(row[0]), [_pgcopy.decode_array(b, t) for b, t in zip(row[1:], types)]
 
     def _read_samples(self, ids, lo, hi):
-        for sid, us, val in self._fetch_arrays(self._sql(
-                "SELECT array_send(array_agg(series_id)), array_send(array_agg(ts)),"
-                " array_send(array_agg(value)) FROM {s}.sample_rows WHERE {w}"
-                " GROUP BY series_id, tableoid",
-                w=self._where("ts", ids, lo, hi)), _SAMPLE_TYPES):
-            yield sid, _pgcopy.pg_us_to_ns(us), val
+        for sid, (us, val) in self._fetch_arrays(self._sql(
+                "SELECT series_id, array_send(array_agg(ts)), array_send(array_agg(value))"
+                " FROM {s}.sample_rows WHERE {w} GROUP BY series_id, tableoid",
+                w=self._where("ts", ids, lo, hi)), ["timestamptz", "float8"]):
+            yield np.full(len(us), sid, dtype=np.int64), _pgcopy.pg_us_to_ns(us), val
 
     def _rollup_merge(self, rows):
         self._insert_rollup(self._c(), rows, merge=True)
@@ -456,21 +456,21 @@ class PostgresStore(Store):
         self._insert_rollup(self._c(), rows, merge=False)
 
     def _read_rollup(self, ids, lo, hi):
-        cols = ("series_id", "bucket", "nfin", "sum", "last_value")
-        types = ["int8", "timestamptz", "int8", "float8", "float8"]
+        cols = ("bucket", "nfin", "sum", "last_value")
+        types = ["timestamptz", "int8", "float8", "float8"]
         aggs = ", ".join(f"array_send(array_agg({c} ORDER BY bucket))" for c in cols)
         parts = []
-        for arrays in self._fetch_arrays(self._sql(
-                "SELECT " + aggs + " FROM {s}.rollup_1h WHERE {w} GROUP BY series_id",
+        for sid, (bucket, nfin, total, last) in self._fetch_arrays(self._sql(
+                "SELECT series_id, " + aggs + " FROM {s}.rollup_1h WHERE {w} GROUP BY series_id",
                 w=self._where("bucket", ids, lo, hi)), types):
-            out = np.empty(len(arrays[0]), dtype=READ_DTYPE)
-            for name, col, t in zip(READ_DTYPE.names, arrays, types):
-                out[name] = _pgcopy.pg_us_to_ns(col) if t == "timestamptz" else col
+            out = np.empty(len(bucket), dtype=READ_DTYPE)
+            out["sid"], out["bucket"], out["nfin"] = sid, _pgcopy.pg_us_to_ns(bucket), nfin
+            out["sum"], out["lastval"] = total, last
             parts.append(out)
         if not parts:
             return np.empty(0, dtype=READ_DTYPE)
-        out = np.concatenate(parts)
-        return out[np.lexsort((out["bucket"], out["sid"]))]
+        parts.sort(key=lambda p: int(p["sid"][0]))
+        return np.concatenate(parts)
 
     def _series_rows(self):
         return [tuple(r) for r in self._c().execute(self._sql(
