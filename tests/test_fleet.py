@@ -206,3 +206,79 @@ def test_discovery_on_a_real_prometheus(redis_url, pg_dsn, monkeypatch):
         assert s["mode"] == "prometheus" and s["horizon_days"] == 30
         assert s["prometheus"] == {"url_env": "CAPPLAN_FLEET_TEST_PROM", "days": 7, "step": "5m",
                                    "selector": f'job=~"redis|postgres",job="{s["name"]}"'}
+
+
+# --- many series in bounded memory (capplan.runner.fleet_series) ----------------------------------
+
+def _load_series(keys):
+    """Hourly series with a clear upward trend; key 'short' has too little history."""
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    for k in keys:
+        n = 10 if k == "short" else 24 * 21
+        rng = np.random.default_rng(abs(hash(k)) % 2 ** 32 if k == "short" else int(k))
+        t = np.arange(n)
+        y = 100 + 0.05 * int(k if k != "short" else 0) * t + 5 * np.sin(2 * np.pi * t / 24) \
+            + rng.normal(0, 1, n)
+        idx = pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC")
+        out[k] = (pd.Series(y, index=idx), 140.0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def thread_client():
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def test_stream_map_keeps_at_most_in_flight_tasks(thread_client):
+    from capplan.runner.fleet_series import stream_map
+
+    consumed, seen = [], []
+
+    def items():
+        for i in range(20):
+            consumed.append(i)
+            yield i
+
+    def on_result(item, res):
+        assert res == item * item
+        seen.append(item)
+        assert len(consumed) - (len(seen) - 1) <= 3     # never more than 3 submitted, undone
+
+    assert stream_map(thread_client, lambda x: x * x, items(), in_flight=3,
+                      on_result=on_result) == 20
+    assert sorted(seen) == list(range(20))
+
+
+def test_fit_series_fleet_streams_rows_and_a_bounded_summary(thread_client, tmp_path):
+    import csv
+
+    from capplan.models.growth import fit_forecast, time_to_limit
+    from capplan.runner.fleet_series import fit_series_fleet
+
+    keys = ["0", "3", "6", "short", "9", "12"]
+    res = fit_series_fleet(thread_client, _load_series, keys, out_dir=tmp_path, chunk=2,
+                           in_flight=2, horizon=72, top=2)
+    rows = {r["key"]: r for r in csv.DictReader(open(tmp_path / "series.csv"))}
+    assert sorted(rows) == sorted(keys) and res["series"] == 6
+    assert rows["short"]["status"] == "refused" and "history" in rows["short"]["error"].lower()
+    assert sum(res["counts"].values()) == 6 and res["counts"]["refused"] == 1
+    # the rows are the per-series model's own numbers
+    y, limit = _load_series(["9"])["9"]
+    fc = fit_forecast(y, horizon=72, grain="1h", bounds=(0, None))
+    rw = time_to_limit(fc, limit)
+    assert float(rows["9"]["mean_end"]) == pytest.approx(fc.frame["mean"].iloc[-1], rel=1e-12)
+    assert rows["9"]["runway"] == rw.status
+    # top: only crossings / over limit, the most urgent first, at most `top`
+    assert 0 < len(res["top"]) <= 2
+    assert all(r["runway"] in ("crosses", "already over limit") for r in res["top"])
+    order = [(r["runway"] != "already over limit", r["crossing"] or "") for r in res["top"]]
+    assert order == sorted(order)
+    assert json.loads((tmp_path / "series-summary.json").read_text())["series"] == 6
+    assert res["worker_peak_rss_mb"] > 0 and res["client_peak_rss_mb"] > 0
