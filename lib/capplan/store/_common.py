@@ -87,7 +87,7 @@ def _series_codes(frame: pd.DataFrame) -> tuple[np.ndarray, list[SeriesKey]]:
     for col in SERIES_KEY:  # sorted factorization per column, then a mixed-radix code
         c, u = pd.factorize(frame[col], sort=True)
         combined = combined * len(u) + c
-        levels.append(u)
+        levels.append(list(u))
     uniq_codes, codes = np.unique(combined, return_inverse=True)
     uniq = []
     for k in uniq_codes.tolist():
