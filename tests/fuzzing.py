@@ -59,9 +59,17 @@ def _lines(text: str) -> list[str]:
     return text.split("\n")
 
 
+def plausible_number() -> st.SearchStrategy[str]:
+    """A number a real file could hold (the mild half of a mutation)."""
+    return st.one_of(st.integers(0, 256).map(str),
+                     st.floats(0, 1e5, allow_nan=False).map(lambda v: f"{v:.6g}"))
+
+
 @st.composite
-def mutated(draw, seed: bytes) -> bytes:
-    """``seed`` after 1 to 4 mutations: number swaps, line edits, truncation, byte noise."""
+def mutated(draw, seed: bytes, numbers: st.SearchStrategy[str] | None = None) -> bytes:
+    """``seed`` after 1 to 4 mutations: number swaps (from ``numbers``, default
+    :func:`hostile_number`), line edits, truncation, byte noise."""
+    numbers = numbers if numbers is not None else hostile_number()
     text = seed.decode("latin-1")  # one char per byte: any byte string round-trips
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(("number", "number", "number", "truncate", "del_line",
@@ -72,7 +80,7 @@ def mutated(draw, seed: bytes) -> bytes:
             hits = list(_NUM.finditer(text))
             if hits:
                 m = hits[draw(st.integers(0, len(hits) - 1))]
-                text = text[:m.start()] + draw(hostile_number()) + text[m.end():]
+                text = text[:m.start()] + draw(numbers) + text[m.end():]
         elif op == "truncate" and text:
             text = text[:draw(st.integers(0, len(text) - 1))]
         elif op == "del_line" and len(lines) > 1:
@@ -133,12 +141,13 @@ def typed_only(call, *, canary: str | None = CANARY):
 def report(request, title: str, names: tuple[str, ...], minimum: int) -> int:
     """Write the case count of ``names`` to the terminal; fail below ``minimum``."""
     n = sum(CASES[k] for k in names)
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
     line = f"{title}: {n} generated cases, 0 tracebacks (" + ", ".join(
         f"{k} {CASES[k]}" for k in names) + ")"
-    if tr is not None:
-        tr.write_line("")
-        tr.write_line(line)
-    print(line)
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    cm = request.config.pluginmanager.get_plugin("capturemanager")
+    if tr is not None and cm is not None:
+        with cm.global_and_fixture_disabled():  # shown even when the test passes
+            tr.write_line("")
+            tr.write_line(line)
     assert n >= minimum, line
     return n

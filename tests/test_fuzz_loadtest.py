@@ -278,6 +278,9 @@ def test_fuzz_loadtest_case_count(request):
     if any(CASES[k] == 0 for k in expected):
         pytest.skip("counts cover the whole module; run all of tests/test_fuzz_loadtest.py")
     report(request, "load-test fuzz", names, minimum=3500)
+    cli = ("usl generated", "usl mutated", "forecast generated", "forecast mutated")
+    if all(CASES[k] for k in cli):  # tests/test_fuzz_cli.py ran first in this session
+        report(request, "fuzz suite total", names + cli, minimum=5000)
 
 
 def test_typed_only_catches_a_traceback():

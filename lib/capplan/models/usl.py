@@ -141,9 +141,10 @@ class UslFit:
         n_arr = np.atleast_1d(np.asarray(ns, dtype=float))
         if np.any(~np.isfinite(n_arr)) or np.any(n_arr <= 0):
             raise FitError(f"predict(): concurrency values must be positive and finite, got {ns!r}")
-        x = np.atleast_1d(self.throughput_at(n_arr))
-        g = _jacobian(n_arr, self.sigma, self.kappa, self.lam)
-        var = np.einsum("ij,jk,ik->i", g, self._cov(), g)
+        with np.errstate(all="ignore"):  # far extrapolations overflow to inf/NaN: reported
+            x = np.atleast_1d(self.throughput_at(n_arr))
+            g = _jacobian(n_arr, self.sigma, self.kappa, self.lam)
+            var = np.einsum("ij,jk,ik->i", g, self._cov(), g)
         if interval == "prediction":
             var = var + self.rse**2
         t = special.stdtrit(self.df, 0.5 + level / 2.0)  # Student t quantile
