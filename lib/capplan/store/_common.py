@@ -140,8 +140,9 @@ def _assemble(keys: Sequence[tuple[str, str, str, str, str]], codes: np.ndarray,
         lookup = np.array([k[j] for k in keys] or [""], dtype=object)
         cols[name] = pd.Series(lookup[codes], dtype=object, copy=False)
     df = pd.DataFrame(cols, copy=False)
-    df["timestamp"] = df["timestamp"].astype("datetime64[ns, UTC]")
-    return df[list(COLUMNS)]
+    if str(df["timestamp"].dtype) != "datetime64[ns, UTC]":
+        df["timestamp"] = df["timestamp"].astype("datetime64[ns, UTC]")
+    return df if list(df.columns) == list(COLUMNS) else df[list(COLUMNS)]
 
 
 def downsample(frame: pd.DataFrame, grain) -> pd.DataFrame:
@@ -358,7 +359,9 @@ class Store(ABC):
         ids = np.fromiter(code_of, dtype=np.int64, count=len(code_of))
         ids.sort()
         lookup = np.array([code_of[i] for i in ids.tolist()], dtype=np.int64)
-        chunk_codes = [lookup[np.searchsorted(ids, c[0])] for c in chunks]
+        chunk_codes = [np.full(len(c[0]), lookup[np.searchsorted(ids, c[0][0])], dtype=np.int64)
+                       if c[0][0] == c[0][-1] and (c[0] == c[0][0]).all()
+                       else lookup[np.searchsorted(ids, c[0])] for c in chunks]
         # chunks usually hold one series in time order each: put them in (code, time) order so
         # that the result needs no full sort
         order = sorted(range(len(chunks)), key=lambda i: (int(chunk_codes[i][0]), int(chunks[i][1][0])))
