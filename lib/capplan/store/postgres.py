@@ -87,6 +87,9 @@ MIGRATIONS: dict[int, tuple[str, list[str | Callable]]] = {
     3: ("one row per sample (monthly partitions, BRIN on ts), hourly rollup, views; blocks "
         "converted", [
         "ALTER TABLE {s}.series RENAME TO series_key",
+        # parsed once per series, not once per sample row that a view returns
+        "ALTER TABLE {s}.series_key ADD COLUMN labels_json jsonb"
+        " GENERATED ALWAYS AS (labels::jsonb) STORED",
         "CREATE TABLE {s}.sample_rows (series_id bigint NOT NULL, ts timestamptz NOT NULL,"
         " value float8 NOT NULL, PRIMARY KEY (series_id, ts)) PARTITION BY RANGE (ts)",
         "CREATE INDEX sample_rows_ts_brin ON {s}.sample_rows USING brin (ts)",
@@ -96,16 +99,16 @@ MIGRATIONS: dict[int, tuple[str, list[str | Callable]]] = {
         " last_value float8 NOT NULL, PRIMARY KEY (series_id, bucket))",
         _blocks_to_rows,
         "DROP TABLE {s}.blocks",
-        "CREATE VIEW {s}.samples AS SELECT d.ts, k.source, k.metric, k.labels::jsonb AS labels,"
+        "CREATE VIEW {s}.samples AS SELECT d.ts, k.source, k.metric, k.labels_json AS labels,"
         " d.value, k.kind, k.unit FROM {s}.sample_rows d JOIN {s}.series_key k"
         " ON k.id = d.series_id",
         "CREATE VIEW {s}.series AS SELECT k.id AS series_id, k.source, k.metric,"
-        " k.labels::jsonb AS labels, k.kind, k.unit, coalesce(r.n, 0) AS n, r.first_ts,"
+        " k.labels_json AS labels, k.kind, k.unit, coalesce(r.n, 0) AS n, r.first_ts,"
         " r.last_ts FROM {s}.series_key k LEFT JOIN (SELECT series_id, sum(cnt)::bigint AS n,"
         " min(first_ts) AS first_ts, max(last_ts) AS last_ts FROM {s}.rollup_1h"
         " GROUP BY series_id) r ON r.series_id = k.id",
         "CREATE VIEW {s}.samples_1h AS SELECT r.bucket AS ts, k.source, k.metric,"
-        " k.labels::jsonb AS labels, CASE WHEN k.kind = 'counter' THEN r.last_value"
+        " k.labels_json AS labels, CASE WHEN k.kind = 'counter' THEN r.last_value"
         " WHEN r.nfin > 0 THEN r.sum / r.nfin ELSE 'NaN'::float8 END AS value, k.kind, k.unit,"
         " r.cnt AS n FROM {s}.rollup_1h r JOIN {s}.series_key k ON k.id = r.series_id",
     ]),
