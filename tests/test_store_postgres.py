@@ -211,3 +211,16 @@ def test_two_writer_processes_on_the_same_series_lose_nothing(schema, tmp_path, 
             assert set(got["value"]) <= {1.0, 2.0}
         pd.testing.assert_frame_equal(s.query(grain="1h"), downsample(got, "1h"),
                                       check_exact=False, rtol=1e-12)
+
+
+def test_postgresql_url_opens_the_same_store(schema, pg_dsn):
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(pg_dsn)
+    url = (f"postgresql://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}:"
+           f"{info.get('port', 5432)}/{info.get('dbname', 'test')}")
+    with open_store(url, schema=schema) as s:
+        assert s.append(_frame(4)) == 12
+        assert "postgresql URL" in s.target and url not in repr(s)
+    with open_store(f"env:{ENV}", schema=schema) as s:
+        assert len(s.query()) == 12
