@@ -18,7 +18,8 @@ from capplan.analysis.findings import Finding, save_findings
 from capplan.runner.params import project_root
 
 __all__ = ["run_folder", "store_location", "open_run_store", "data_end", "collect_step",
-           "growth_step", "scaling_step", "workers_step", "report_step"]
+           "growth_step", "scaling_step", "workers_step", "report_step", "require_collected",
+           "rerun_capacity", "report_display"]
 
 
 def run_folder(run_dir: str) -> Path:
@@ -228,14 +229,19 @@ def growth_step(*, store: str, run_dir: Path, capacity: list, grain: str = "1h",
 
     from capplan.report.figures import FigureWriter
 
+    from capplan.runner.progress import collection_bar
+
     specs = parse_capacity(capacity)
     plots = FigureWriter(run_dir, synthetic=_synthetic(run_dir))
     findings, figs, rows = [], [], []
     with open_run_store(store, run_dir) as st:
         end = data_end(st)
+        require_collected(end, store, run_dir, "02-growth")
+        bar = collection_bar(len(specs), desc="forecast", unit="resource")
         for spec in specs:
             out = analyse_capacity(st, spec, end=end, lookback_days=lookback_days, grain=grain,
                                    horizon_days=horizon_days, plots=plots)
+            bar.update(1)
             f = out.finding
             findings.append(f)
             if out.figure:
@@ -245,9 +251,68 @@ def growth_step(*, store: str, run_dir: Path, capacity: list, grain: str = "1h",
                          "utilisation": d.get("utilisation"), "crossing (95% interval)": d.get("crossing"),
                          "P(cross in horizon)": d.get("p_cross", "n/a"),
                          "status": runway_status(f.status, f.extra.get("p_cross_within_horizon"))})
+        bar.close()
     save_findings(run_dir, "02-growth", findings, figures={f"runway_{i}": p for i, p in enumerate(figs)},
                   meta={"grain": grain, "horizon_days": horizon_days, "lookback_days": lookback_days})
     return GrowthOutcome(pd.DataFrame(rows), figs, findings)
+
+
+def require_collected(end, store: str, run_dir: Path, notebook: str) -> None:
+    """Stop a notebook whose input is missing with the name of the one to run first.
+
+    ``end`` is :func:`data_end` of the run's store (None: nothing collected yet)."""
+    if end is None:
+        raise InsufficientData(
+            f"{notebook}: the store {store_location(store, Path(run_dir))} holds no samples yet",
+            hint="run 01-collect first (in JupyterLab: open notebooks/01-collect.ipynb and run "
+                 "all cells; `capplan run PARAMS` runs every notebook in order)")
+
+
+def rerun_capacity(name: str, *, capacity: list, run_dir: Path, store: str = "",
+                   grain: str = "1h", horizon_days: int = 90, lookback_days: int = 90,
+                   **changes) -> GrowthOutcome:
+    """Re-run ONE capacity entry of 02-growth with other parameters (what-if, in JupyterLab)::
+
+        what_if = pipeline.rerun_capacity("Redis memory", capacity=capacity, run_dir=folder,
+                                          store=store, horizon_days=180, limit=8 * 2**30)
+        what_if.table
+
+    ``name`` is the entry's ``name``; ``changes`` replace keys of that entry (``limit``,
+    ``limit_metric``, ``statistic``, ``metric``, ``source`` ...); ``grain``, ``horizon_days`` and
+    ``lookback_days`` replace the notebook's.  Nothing of the run changes: no finding is saved
+    and the figure goes to ``<run folder>/whatif/figures/`` (``figures`` holds absolute paths),
+    so the report keeps the params' numbers.  Raises ConfigError for an unknown name or key.
+    """
+    from capplan.analysis.findings import runway_status
+    from capplan.analysis.runway import analyse_capacity, parse_capacity
+    from capplan.report.figures import FigureWriter
+
+    entries = [dict(e) for e in (capacity or []) if isinstance(e, dict) and e.get("name") == name]
+    if not entries:
+        names = [str(e.get("name")) for e in capacity or [] if isinstance(e, dict)]
+        raise ConfigError(f"no capacity entry named {name!r}", key="capacity",
+                          hint=f"one of: {', '.join(names) or '(the capacity list is empty)'}")
+    entry = {**entries[0], **changes}
+    if "limit" in changes:
+        entry.pop("limit_metric", None)
+    elif "limit_metric" in changes:
+        entry.pop("limit", None)
+    (spec,) = parse_capacity([entry])
+    whatif = Path(run_dir) / "whatif"
+    with open_run_store(store, run_dir) as st:
+        end = data_end(st)
+        require_collected(end, store, run_dir, "02-growth")
+        out = analyse_capacity(st, spec, end=end, lookback_days=lookback_days, grain=grain,
+                               horizon_days=horizon_days,
+                               plots=FigureWriter(whatif, synthetic=_synthetic(run_dir)))
+    f = out.finding
+    d = f.to_dict()["display"]
+    row = {"resource": f.label, "current": d.get("value"), "limit": d.get("limit"),
+           "utilisation": d.get("utilisation"), "crossing (95% interval)": d.get("crossing"),
+           "P(cross in horizon)": d.get("p_cross", "n/a"),
+           "status": runway_status(f.status, f.extra.get("p_cross_within_horizon"))}
+    figs = [str(whatif / out.figure)] if out.figure else []
+    return GrowthOutcome(pd.DataFrame([row]), figs, [f])
 
 
 # --- 03-scaling --------------------------------------------------------------------------------
@@ -323,6 +388,8 @@ def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase
     from capplan.report.figures import FigureWriter
 
     gathered = load_findings(run_dir)
+    if "01-collect" not in gathered:
+        require_collected(None, store, run_dir, "04-report")
     synthetic = bool(gathered.get("01-collect", {}).get("meta", {}).get("synthetic"))
     with open_run_store(store, run_dir) as st:
         summary = build_summary(
@@ -334,3 +401,26 @@ def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase
     write_summary(run_dir, summary)
     md, html = render_report(run_dir)
     return ReportOutcome(read_summary(run_dir), md, html)
+
+
+def report_display(outcome: ReportOutcome) -> list:
+    """The handoff document as notebook outputs: Markdown pieces with every figure embedded
+    where the document places it.  (JupyterLab resolves an image link against the notebook's
+    folder, not the run folder, so the document's ``figures/x.png`` links show as broken
+    images; embedded PNGs always load.)  Use: ``display(*pipeline.report_display(outcome))``."""
+    import re
+
+    from IPython.display import Image, Markdown
+
+    md = Path(outcome.markdown)
+    text = md.read_text(encoding="utf-8")
+    parts, pos = [], 0
+    for m in re.finditer(r"!\[[^\]]*\]\(([^)\s]+\.png)\)", text):
+        if text[pos:m.start()].strip():
+            parts.append(Markdown(text[pos:m.start()]))
+        fig = Path(m.group(1)) if Path(m.group(1)).is_absolute() else md.parent / m.group(1)
+        parts.append(Image(filename=str(fig)) if fig.is_file() else Markdown(m.group(0)))
+        pos = m.end()
+    if text[pos:].strip():
+        parts.append(Markdown(text[pos:]))
+    return parts
