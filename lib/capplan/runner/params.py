@@ -318,6 +318,7 @@ def load_params(path: str | Path, *, pipeline: tuple[str, ...] = PIPELINE,
                           hint="use letters, digits, '-', '_' and '.', not starting with a dot: "
                                "rename the params file or pass --name NAME")
     model = validate_params(raw, path=str(p))
+    nb_dir = nb_dir or notebooks_dir(project_root(p))   # the notebooks this run executes
     declared = {nb: notebook_parameters(nb, nb_dir) for nb in pipeline}
     allowed = {k for decl in declared.values() for k in decl} - RUNNER_KEYS
     unknown = sorted(set(raw) - allowed - {"name"})

@@ -110,8 +110,10 @@ def collect_step(*, mode: str, store: str, run_dir: Path, seed: int = 7, demo_da
             collectors = build_collectors(sources, path="params")
             before = _samples_by_source(st)
             try:
+                from capplan.runner.progress import collection_bar
+
                 res = collect(collectors, st, duration_s=duration_s, interval_s=interval_s,
-                              progress=False)
+                              progress=collection_bar)   # a bar in Lab; `capplan run` shows it
             finally:
                 for c in collectors:
                     c.close()
