@@ -14,7 +14,7 @@ NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 FIXED = {"95", "80"}
 #: Top-level summary.json keys that are run-level figures (not findings), under ref "summary".
 _RUN_KEYS = ("run_id", "service", "from_phase", "to_phase", "generated_at", "data_window",
-             "windows", "previous", "name")
+             "windows", "previous", "name", "loadtest_comparison")
 
 
 def _numbers(text: str) -> list[str]:

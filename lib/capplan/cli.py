@@ -86,6 +86,9 @@ def cmd_run(args) -> int:
     for nb in res.notebooks:
         if nb["error"]:
             print(f"  {nb['notebook']}: {nb['error']}", file=sys.stderr)
+    for src in res.failed_sources:   # named on the terminal, not only in summary.json
+        print(f"capplan run: source {src.get('source')} failed: {src.get('error')}"
+              + (f" — how to fix: {src.get('hint')}" if src.get("hint") else ""), file=sys.stderr)
     if res.status == "failed":
         print(f"capplan run: FAILED; the error-marked notebook is in {res.run_dir}", file=sys.stderr)
     else:

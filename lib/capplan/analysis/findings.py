@@ -42,6 +42,7 @@ SUMMARY_SCHEMA = 1
 SEVERITY = {"failed": 5, "misses": 4, "critical": 4, "worse": 4, "already over limit": 4,
             "stale": 3, "crosses": 3, "at risk": 3,
             "insufficient evidence": 2, "insufficient data": 2, "not within horizon": 1,
+            "regressed": 4, "changed": 1, "improved": 0, "no change": 0,
             "meets": 0, "better": 0, "no detectable change": 0, "increased": 0, "decreased": 0,
             "no limit": 0, "info": 0, None: 0}
 

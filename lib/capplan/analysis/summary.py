@@ -341,6 +341,9 @@ def statements(sections: dict, *, horizon_days: int | None, from_phase: str) -> 
                                 + (f". How to fix: {x.get('hint')}" if x.get("hint") else "")
                                 + "; its data has gaps."})
     for f in sections.get("changes", []):
+        if f["status"] == "regressed":
+            out.append({"severity": "worse", "refs": [f["id"]],
+                        "text": f"Load-test regression: {f['label']}: {f['detail']}."})
         if f["status"] == "worse":
             d = f["display"]
             out.append({"severity": "worse", "refs": [f["id"]],
@@ -448,7 +451,7 @@ def _recommendations(sections: dict) -> list[dict]:
             out.append({"text": f"{f['label']}: no status while its data is stale; fix the source "
                                 "and run again.", "refs": [f["id"]]})
     for f in sections.get("changes", []):
-        if f["status"] == "worse":
+        if f["status"] in ("worse", "regressed"):
             out.append({"text": f"{f['label']}: investigate the regression since the previous "
                                 "phase before raising load.", "refs": [f["id"]]})
     return out
@@ -476,7 +479,8 @@ def _next_targets(sections: dict) -> list[dict]:
 def build_summary(st, gathered: dict, *, run_id: str, service: str = "", from_phase: str = "",
                   to_phase: str = "", targets: list | None = None, previous_summary: str = "",
                   baseline_days: int = 7, current_days: int = 7, params_name: str = "",
-                  plots=None) -> dict:
+                  plots=None, loadtest_changes: list[dict] | None = None,
+                  loadtest_comparison: dict | None = None) -> dict:
     """The summary.json document: the notebooks' findings (``gathered``), the targets evaluated on
     the open store ``st``, the comparison with a previous summary, and the derived statements."""
     from capplan.analysis.evidence import data_end
@@ -519,6 +523,7 @@ def build_summary(st, gathered: dict, *, run_id: str, service: str = "", from_ph
         prev_info = {"path": Path(previous_summary).name, "run_id": prev.get("run_id"),
                      "generated_at": prev.get("generated_at"), "to_phase": prev.get("to_phase")}
         sections["changes"] = [f.to_dict() for f in _compare_previous(prev, sections)]
+    sections["changes"] += list(loadtest_changes or [])
     horizon = (gathered.get("02-growth", {}).get("meta", {}) or {}).get("horizon_days")
     return {
         "name": params_name, "run_id": run_id,
@@ -535,5 +540,6 @@ def build_summary(st, gathered: dict, *, run_id: str, service: str = "", from_ph
         "recommendations": _recommendations(sections),
         "next_phase_targets": _next_targets(sections),
         "notes": notes, "figures": figs, "previous": prev_info,
+        "loadtest_comparison": loadtest_comparison,
         "provenance": {nb: payload.get("meta", {}) for nb, payload in gathered.items()},
     }

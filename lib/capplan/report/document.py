@@ -88,7 +88,17 @@ def build_document(summary: dict) -> list[tuple]:
              ("p", "No findings: the run produced no runway, target or scaling results."))
 
     b.append(("h2", SECTION_TITLES[1]))
-    ch = secs.get("changes", [])
+    all_ch = secs.get("changes", [])
+    lt = [f for f in all_ch if str(f.get("id", "")).startswith("change.loadtest")]
+    ch = [f for f in all_ch if f not in lt]
+    if s.get("loadtest_comparison"):
+        info = s["loadtest_comparison"]
+        b.append(("p", f"Load test, baseline: {info.get('baseline')}; candidate: "
+                       f"{info.get('candidate')}.", "summary"))
+        b.append(_table(["Metric", "Baseline", "Candidate", "Change (interval)", "Verdict", "Evidence"],
+                        lt, lambda f: [f["label"], _d(f, "previous"), _d(f, "current"),
+                                       _d(f, "change_interval"), f.get("status") or "n/a",
+                                       f.get("detail") or ""]))
     if s.get("previous") is None:
         b.append(("p", "No previous phase summary was given (params: previous_summary), so there "
                        "is nothing to compare with."))

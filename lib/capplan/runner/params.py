@@ -336,13 +336,13 @@ def load_params(path: str | Path, *, pipeline: tuple[str, ...] = PIPELINE,
 def _check_files(model, p: Path) -> None:
     """Input files the params name must exist before any kernel starts."""
     base = project_root(p)
-    for key in ("loadtest_file", "previous_summary"):
+    for key in ("loadtest_file", "previous_summary", "baseline_loadtest", "candidate_loadtest"):
         v = getattr(model, key, "")
-        if not v or (key == "loadtest_file" and v == "demo"):
+        if not v or (key != "previous_summary" and v == "demo") or any(c in v for c in "*?["):
             continue
         f = Path(v).expanduser()
         f = f if f.is_absolute() else base / f
-        if not f.is_file():
+        if not (f.is_file() or (key.endswith("_loadtest") and f.is_dir())):
             raise ConfigError(f"{key}: file not found: {v}", path=str(p), key=key,
                               hint=f"give a path relative to {base} or an absolute path"
                                    + (", or 'demo', or '' to skip" if key == "loadtest_file" else ""))

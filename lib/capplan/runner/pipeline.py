@@ -381,7 +381,9 @@ class ReportOutcome:
 
 def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase: str = "",
                 to_phase: str = "", targets: list | None = None, previous_summary: str = "",
-                baseline_days: int = 7, current_days: int = 7, params_name: str = "") -> ReportOutcome:
+                baseline_days: int = 7, current_days: int = 7, params_name: str = "",
+                baseline_loadtest: str = "", candidate_loadtest: str = "",
+                compare: dict | None = None) -> ReportOutcome:
     """Assemble summary.json (:func:`capplan.analysis.summary.build_summary`) and render the
     handoff document (:func:`capplan.report.document.render_report`)."""
     from capplan.analysis.findings import load_findings, read_summary, write_summary
@@ -393,16 +395,62 @@ def report_step(*, run_dir: Path, store: str = "", service: str = "", from_phase
     if "01-collect" not in gathered:
         require_collected(None, store, run_dir, "04-report")
     synthetic = bool(gathered.get("01-collect", {}).get("meta", {}).get("synthetic"))
+    lt_changes, lt_info = _loadtest_comparison(baseline_loadtest, candidate_loadtest, compare)
     with open_run_store(store, run_dir) as st:
         summary = build_summary(
             st, gathered, run_id=Path(run_dir).name.lstrip(".").split(".partial")[0],
             service=service, from_phase=from_phase, to_phase=to_phase, targets=targets,
             previous_summary=previous_summary, baseline_days=baseline_days,
             current_days=current_days, params_name=params_name,
-            plots=FigureWriter(run_dir, synthetic=synthetic))
+            plots=FigureWriter(run_dir, synthetic=synthetic),
+            loadtest_changes=lt_changes, loadtest_comparison=lt_info)
     write_summary(run_dir, summary)
     md, html = render_report(run_dir)
     return ReportOutcome(read_summary(run_dir), md, html)
+
+
+#: ``demo`` for baseline/candidate_loadtest: a real recorded pair shipped with capplan
+DEMO_COMPARE = {
+    "baseline": ("demo_compare/baseline", "pgbench -S -c 2 -j 1 -R 400 -T 2 -l, 3 runs (recorded)"),
+    "candidate": ("demo_compare/candidate", "the same after dropping pgbench_accounts' primary key, "
+                                            "3 runs (recorded)"),
+}
+
+
+def _loadtest_comparison(baseline: str, candidate: str, settings: dict | None):
+    """The "What changed" load-test comparison (:mod:`capplan.analysis.compare`): findings and
+    a description of both sides; ([], None) when params name no pair."""
+    if not baseline or not candidate:
+        return [], None
+    from capplan.analysis.compare import compare_from_params
+    from capplan.errors import CapplanError
+    from capplan.runner.params import project_root
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    sides, labels = {}, {}
+    for side, value in (("baseline", baseline), ("candidate", candidate)):
+        if value == "demo":
+            rel, what = DEMO_COMPARE[side]
+            sides[side], labels[side] = str(data / rel), f"demo: {what}"
+        else:
+            sides[side], labels[side] = value, Path(value).name or value
+    info = {"baseline": labels["baseline"], "candidate": labels["candidate"]}
+    try:
+        cmp = compare_from_params({"baseline_loadtest": sides["baseline"],
+                                   "candidate_loadtest": sides["candidate"],
+                                   "compare": dict(settings or {})}, base_dir=project_root())
+    except CapplanError as exc:
+        return [Finding("change.loadtest", "changes", "Load-test comparison",
+                        status="insufficient evidence", detail=exc.message).to_dict()], info
+    fs = cmp.to_findings()
+    for f in fs:   # name the sides in words, never by absolute path
+        f["source"] = labels["candidate"]
+        for side in ("baseline", "candidate"):
+            if isinstance(f.get("extra", {}).get(side), dict):
+                f["extra"][side]["path"] = labels[side]
+                f["extra"][side].pop("files", None)
+    info.update(verdict=cmp.verdict, notes=list(cmp.notes or []))
+    return fs, info
 
 
 def report_display(outcome: ReportOutcome) -> list:

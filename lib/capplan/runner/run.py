@@ -79,6 +79,8 @@ class RunResult:
     status: str
     notebooks: list[dict] = field(default_factory=list)
     duration_s: float = 0.0
+    #: sources that failed during collection: ``{"source", "error", "hint", "produced", ...}``
+    failed_sources: list[dict] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -184,7 +186,7 @@ def _env_secrets() -> tuple[str, ...]:
     """The secret values in play (environment, credential files, DSN parts) in every form."""
     from capplan.core.credentials import known_secrets
 
-    return tuple(known_secrets())
+    return tuple(known_secrets(params=_PARAMS_IN_PLAY.get("values")))
 
 
 def _scrub_file(path: Path, secret_values: tuple[str, ...]) -> None:
@@ -355,9 +357,13 @@ def run_report(params_path: str | Path, *, outputs: str | Path | None = None,
     return res
 
 
+_PARAMS_IN_PLAY: dict = {}
+
+
 def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
                 run_timeout_s: float | None, kernel: str, pipeline: tuple[str, ...],
                 log_output: bool) -> RunResult:
+    _PARAMS_IN_PLAY["values"] = params.values   # their *_env names lead to more secret values
     run_id = new_run_id()
     work = _prepare_dir(name_dir, run_id)
     started = time.time()
@@ -487,7 +493,8 @@ def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
     except OSError as exc:
         raise _output_error(exc, final) from None
     return RunResult(name=params.name, run_id=run_id, run_dir=final, status=status,
-                     notebooks=results, duration_s=round(time.time() - started, 3))
+                     notebooks=results, duration_s=round(time.time() - started, 3),
+                     failed_sources=_collect_meta(final).get("entries", []))
 
 
 def _collect_meta(work: Path) -> dict:
@@ -497,11 +504,11 @@ def _collect_meta(work: Path) -> dict:
         meta = json.loads((work / "findings" / "01-collect.json").read_text()).get("meta", {})
     except (OSError, ValueError):
         return {}
-    failed = [f"{f.get('source')}: {f.get('error')}" for f in meta.get("failed_sources", []) or []
-              if isinstance(f, dict)]
+    entries = [f for f in meta.get("failed_sources", []) or [] if isinstance(f, dict)]
+    failed = [f"{f.get('source')}: {f.get('error')}" for f in entries]
     produced = meta.get("produced_samples")
     return {"no_data": produced is not None and produced == 0 and meta.get("mode") != "store",
-            "failed": failed}
+            "failed": failed, "entries": entries}
 
 
 def _is_marked_run(p: Path) -> bool:

@@ -330,6 +330,18 @@ _DEMO_TARGETS = [
 ]
 
 
+class CompareSettings(_Strict):
+    """How two load-test results are compared (``capplan compare``; the handoff's "What changed")."""
+
+    confidence: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = None
+    min_effect: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    metrics: list[Literal["throughput", "mean", "p50", "p95", "p99", "error_rate"]] | Text | None = None
+    min_runs: Annotated[int, Field(ge=1, le=1000)] | None = None
+    bucket_s: PositiveFloat | None = None
+    fail_on: Literal["regression", "insufficient"] | None = None
+    adjust: bool | None = None
+
+
 # --- the whole file ------------------------------------------------------------------------------
 
 class ParamsModel(_Strict):
@@ -375,6 +387,10 @@ class ParamsModel(_Strict):
     targets: list[Target] = Field(default_factory=lambda: [
         (SloTarget if "slo" in d else ThresholdTarget)(**d) for d in _DEMO_TARGETS])
     previous_summary: Text = ""
+    baseline_loadtest: Text = Field("", description="load-test result(s) of the previous phase; "
+                                                    "demo: the recorded pgbench pair")
+    candidate_loadtest: Text = Field("", description="load-test result(s) of this phase")
+    compare: CompareSettings = CompareSettings()
     baseline_days: Annotated[int, Field(ge=1, le=3650)] = 7
     current_days: Annotated[int, Field(ge=1, le=3650)] = 7
 
