@@ -247,9 +247,14 @@ def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.
     Scripts that call this must guard their entry point with ``if __name__ == "__main__":``:
     worker processes are spawned and re-import the main module.
 
-    Raises :class:`SourceUnavailable` when the scheduler cannot be reached.
+    Raises :class:`SourceUnavailable` when the scheduler cannot be reached, and
+    :class:`ConfigError` when dask.distributed is not installed (it is the ``fleet`` extra).
     """
-    from dask.distributed import Client, LocalCluster
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ConfigError("capplan fleet runs on dask.distributed, which is not installed",
+                          hint="pip install 'capplan[fleet]' (in a checkout: make setup-dev)") from exc
 
     if scheduler:
         try:
