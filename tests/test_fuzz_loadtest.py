@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from capplan.loadtest import (POINT_COLUMNS, READERS, detect_format, points_to_frame,
                               read_loadtest)
+from capplan.loadtest.samples import RAW_FORMATS, read_run_records
 from fuzzing import CANARY, CASES, FUZZ, cell, hostile_number, mutated, report, typed_only
 
 LT = Path(__file__).resolve().parent / "fixtures" / "loadtest"
@@ -75,7 +76,8 @@ HISTORY_SEED = (LT / "locust_2.47" / "run_stats_history.csv").read_bytes()
 def _check_reader(fmt: str, path: Path, case: int) -> None:
     """The property: the format's reader, the format sniffer and the sniffing dispatcher give
     typed errors only; a table that comes back has the documented columns and converts to a
-    metrics frame.  (The dispatcher and the frame, which parse again, run on every 4th case:
+    metrics frame; the raw-records reader of ``capplan compare`` gives typed errors only.  (The
+    dispatcher, the frame and the raw reader, which parse again, run on every 4th case:
     pandas costs ~10 ms a table and the suite has a time budget.)"""
     pts = typed_only(lambda: READERS[fmt](path))
     typed_only(lambda: detect_format(path))
@@ -84,6 +86,8 @@ def _check_reader(fmt: str, path: Path, case: int) -> None:
         pts = auto if pts is None else pts
         if pts is not None:
             typed_only(lambda: points_to_frame(pts))
+    if case % 4 == 1 and fmt in RAW_FORMATS:  # capplan compare's finest-grain reader
+        typed_only(lambda: read_run_records(path))
     if pts is not None:
         assert list(pts.columns) == list(POINT_COLUMNS)
 

@@ -113,6 +113,6 @@ def test_fuzz_usl_case_count(request):
 
     if not CASES["usl fits"] or not CASES["usl documents"]:
         pytest.skip("counts cover the whole module; run all of tests/test_fuzz_usl.py")
-    report(request, "USL model fuzz", ("usl fits", "usl fits: fitted", "usl documents"),
-           minimum=500)
+    report(request, "USL model fuzz", ("usl fits", "usl documents"), minimum=500)
+    report(request, "USL model fuzz cases that reached a fit", ("usl fits: fitted",), minimum=0)
     assert CASES["usl fits: fitted"] >= 100, "the generator must reach the optimiser"

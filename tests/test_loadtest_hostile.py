@@ -104,6 +104,22 @@ def test_fuzz_found_inputs_raise_parse_errors(tmp_path, tool, name, text, line):
         assert ei.value.line == line
 
 
+@pytest.mark.parametrize("line", [
+    '{"type":"Point","metric":"http_req_duration","data":8}',
+    '{"type":"Point","metric":"http_req_duration","data":{"time":"yesterday","value":1}}',
+    '{"type":"Point","metric":"http_req_duration","data":{"time":7,"value":1}}',
+    '{"type":"Point","metric":"http_req_duration","data":{"time":"2024-01-01T00:00:00Z",'
+    '"value":' + "9" * 5000 + '}}',
+])
+def test_compare_raw_k6_reader_raises_parse_errors(tmp_path, line):
+    from capplan.loadtest.samples import read_run_records
+
+    p = write(tmp_path, "run.ndjson", line + "\n")
+    with pytest.raises(ParseError) as ei:
+        read_run_records(p, tool="k6-json")
+    assert ei.value.path == str(p) and ei.value.line == 1
+
+
 def test_k6_thresholds_of_the_wrong_shape(tmp_path):
     from capplan.loadtest import k6_thresholds
 

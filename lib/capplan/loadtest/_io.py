@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from capplan.errors import ParseError
@@ -167,3 +169,34 @@ def csv_rows(text: str, path, *, required: tuple[str, ...] = (), aliases: dict |
             raise ParseError(f"row has {len(row)} fields, header has {len(header)} "
                              "(truncated or malformed file)", path=str(path), line=line_no)
         yield line_no, dict(zip(header, row))
+
+
+def json_loads(text: str, path, line: int | None, what: str):
+    """``json.loads`` with every failure a ParseError (never quoting the text)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"invalid JSON ({exc.msg}, column {exc.colno}): {what}", path=str(path),
+                         line=(line or 1) + exc.lineno - 1) from None
+    except RecursionError:
+        raise ParseError(f"JSON nested too deeply: {what}", path=str(path), line=line) from None
+    except ValueError:  # e.g. an integer of more than 4300 digits
+        raise ParseError(f"a JSON number is too long to read: {what}", path=str(path),
+                         line=line) from None
+
+
+def iso_times(raw: list[str], lines: list[int], path, what: str) -> pd.Series:
+    """ISO 8601 texts as UTC Timestamps; the first unparseable or implausible one (outside
+    1970..2200) is a ParseError naming its line."""
+    ts = pd.Series(pd.to_datetime(pd.Series(raw, dtype=object), utc=True, format="ISO8601",
+                                  errors="coerce"))
+    bad = ts.isna().to_numpy()
+    if not bad.any():
+        lo, hi = ts.min(), ts.max()
+        if not (in_clock_range(lo) and in_clock_range(hi)):
+            bad = ((ts < pd.Timestamp(EPOCH_MIN_S, unit="s", tz="UTC"))
+                   | (ts > pd.Timestamp(EPOCH_MAX_S, unit="s", tz="UTC"))).to_numpy()
+    if bad.any():
+        raise ParseError(f"{what}: not an ISO 8601 time between 1970 and 2200", path=str(path),
+                         line=lines[int(np.flatnonzero(bad)[0])])
+    return ts

@@ -25,7 +25,6 @@ files are read transparently.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import zlib
 
@@ -34,30 +33,16 @@ import pandas as pd
 
 from capplan.errors import ParseError
 from capplan.loadtest._io import (EPOCH_MAX_S, EPOCH_MIN_S, NAN, check_duration, csv_rows,
-                                  in_clock_range, json_number, number, read_text, run_id_for,
-                                  to_utc)
+                                  iso_times, json_loads, json_number, number, read_text,
+                                  run_id_for, to_utc)
 from capplan.loadtest.points import file_start_time, make_points
 
 __all__ = ["read_k6_summary", "k6_thresholds", "read_k6_json_stream", "read_k6_csv_stream",
            "k6_summary_format"]
 
 
-def _json(text: str, path, line: int | None, what: str):
-    """``json.loads`` with every failure a ParseError (never quoting the text)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"invalid JSON ({exc.msg}, column {exc.colno}): {what}", path=str(path),
-                         line=(line or 1) + exc.lineno - 1) from None
-    except RecursionError:
-        raise ParseError(f"JSON nested too deeply: {what}", path=str(path), line=line) from None
-    except ValueError:  # e.g. an integer of more than 4300 digits
-        raise ParseError(f"a JSON number is too long to read: {what}", path=str(path),
-                         line=line) from None
-
-
 def _load_json(path) -> dict:
-    obj = _json(read_text(path), path, None, "truncated or not a k6 summary")
+    obj = json_loads(read_text(path), path, None, "truncated or not a k6 summary")
     if not isinstance(obj, dict) or not isinstance(obj.get("metrics"), dict):
         raise ParseError("no 'metrics' object: not a k6 end-of-test summary", path=str(path),
                          line=1, hint="use k6 --summary-export=FILE or a handleSummary script")
@@ -216,7 +201,7 @@ def read_k6_json_stream(path: str | os.PathLike, *, run_id: str | None = None,
     for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        obj = _json(line, path, i, "truncated k6 NDJSON?")
+        obj = json_loads(line, path, i, "truncated k6 NDJSON?")
         if not isinstance(obj, dict) or "type" not in obj:
             raise ParseError("not a k6 NDJSON record (no 'type')", path=str(path), line=i)
         if obj["type"] != "Point":
@@ -236,26 +221,9 @@ def read_k6_json_stream(path: str | os.PathLike, *, run_id: str | None = None,
     if not times:
         raise ParseError("no Point lines in the k6 JSON stream", path=str(path),
                          line=max(len(text.splitlines()), 1))
-    ts = _iso_times(times, lines, path, "data.time")
+    ts = iso_times(times, lines, path, "data.time")
     return _stream_point(samples, ts, 0.0, run_id=run_id or run_id_for(path),
                          concurrency=concurrency, started_at=started_at)
-
-
-def _iso_times(raw: list[str], lines: list[int], path, what: str) -> pd.Series:
-    """ISO 8601 texts as UTC Timestamps; the first unparseable or implausible one (outside
-    1970..2200) is a ParseError naming its line."""
-    ts = pd.Series(pd.to_datetime(pd.Series(raw, dtype=object), utc=True, format="ISO8601",
-                                  errors="coerce"))
-    bad = ts.isna().to_numpy()
-    if not bad.any():
-        lo, hi = ts.min(), ts.max()
-        if not (in_clock_range(lo) and in_clock_range(hi)):
-            bad = ((ts < pd.Timestamp(EPOCH_MIN_S, unit="s", tz="UTC"))
-                   | (ts > pd.Timestamp(EPOCH_MAX_S, unit="s", tz="UTC"))).to_numpy()
-    if bad.any():
-        raise ParseError(f"{what}: not an ISO 8601 time between 1970 and 2200", path=str(path),
-                         line=lines[int(np.flatnonzero(bad)[0])])
-    return ts
 
 
 def _csv_times(raw: list[str], lines: list[int], path) -> tuple[pd.Series, float]:
@@ -264,7 +232,7 @@ def _csv_times(raw: list[str], lines: list[int], path) -> tuple[pd.Series, float
     except ValueError:  # RFC 3339 times (K6_CSV_TIME_FORMAT=rfc3339); parsed outside the
         nums = None     # handler so no chained error carries the text
     if nums is None:
-        return _iso_times(raw, lines, path, "timestamp"), 0.0
+        return iso_times(raw, lines, path, "timestamp"), 0.0
     finite = np.isfinite(nums)
     mag = float(np.max(np.abs(nums[finite]))) if finite.any() else 0.0
     # K6_CSV_TIME_FORMAT=unix (default) / unix_milli / unix_micro / unix_nano, told by magnitude

@@ -33,7 +33,8 @@ import pandas as pd
 
 from capplan.errors import ParseError
 from capplan.loadtest import detect_format, read_loadtest
-from capplan.loadtest._io import csv_rows, number, read_text
+from capplan.loadtest._io import (csv_rows, iso_times, json_loads, json_number, number,
+                                  read_text)
 from capplan.loadtest.pgbench import read_pgbench_aggregate, read_pgbench_progress
 from capplan.loadtest.wrk import wrk_count
 
@@ -158,29 +159,29 @@ def _open_text(path: Path) -> str:
 
 def _k6_json(path: Path) -> RunRecords:
     text = _open_text(path)
-    dur_t, dur_v, fail_t, fail_v = [], [], [], []
+    dur_t, dur_v, fail_t, fail_v, dur_l, fail_l = [], [], [], [], [], []
     for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"invalid JSON line ({exc.msg}): truncated k6 NDJSON?",
-                             path=str(path), line=i) from exc
+        obj = json_loads(line, path, i, "truncated k6 NDJSON?")
         if not isinstance(obj, dict) or obj.get("type") != "Point":
             continue
-        data = obj.get("data") or {}
+        data = obj.get("data")
         metric = obj.get("metric")
         if metric not in ("http_req_duration", "http_req_failed"):
             continue
-        if "time" not in data or "value" not in data:
-            raise ParseError("Point without data.time / data.value", path=str(path), line=i)
-        v = number(str(data["value"]), path=path, line=i, what="data.value")
-        (dur_t if metric == "http_req_duration" else fail_t).append(data["time"])
-        (dur_v if metric == "http_req_duration" else fail_v).append(v)
-    conv = lambda xs: (pd.to_datetime(pd.Series(xs, dtype=object), utc=True, format="ISO8601")  # noqa: E731
-                       .astype("int64").to_numpy() / 1e9) if xs else np.zeros(0)
-    return _k6_records(path, "k6-json", conv(dur_t), dur_v, conv(fail_t), fail_v)
+        if not isinstance(data, dict) or "time" not in data or "value" not in data \
+                or not isinstance(data["time"], str):
+            raise ParseError("Point without a data object holding a time string and a value",
+                             path=str(path), line=i)
+        v = json_number(data["value"], path=path, line=i, what="data.value")
+        dur = metric == "http_req_duration"
+        (dur_t if dur else fail_t).append(data["time"])
+        (dur_v if dur else fail_v).append(v)
+        (dur_l if dur else fail_l).append(i)
+    conv = lambda xs, ls: (iso_times(xs, ls, path, "data.time")  # noqa: E731
+                           .astype("int64").to_numpy() / 1e9) if xs else np.zeros(0)
+    return _k6_records(path, "k6-json", conv(dur_t, dur_l), dur_v, conv(fail_t, fail_l), fail_v)
 
 
 def _k6_csv(path: Path) -> RunRecords:
