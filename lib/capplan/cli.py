@@ -407,6 +407,8 @@ def _read_usl_csv(path: str, n_col: str | None, x_col: str | None):
     import csv
     import math
 
+    from capplan.models.usl import MAX_CONCURRENCY, MAX_THROUGHPUT
+
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
@@ -434,6 +436,13 @@ def _read_usl_csv(path: str, n_col: str | None, x_col: str | None):
                 # is file content and is never echoed
                 raise ParseError(f"column {header[idx]!r}: not a finite number",
                                  path=path, line=lineno)
+            lo, hi = (0.0, MAX_CONCURRENCY) if idx == ni else (0.0, MAX_THROUGHPUT)
+            if not (lo < v <= hi if idx == ni else lo <= v <= hi):
+                what = "concurrency above 0" if idx == ni else "throughput from 0"
+                raise ParseError(f"column {header[idx]!r}: a USL fit takes a {what} up to "
+                                 f"{hi:g}", path=path, line=lineno,
+                                 hint="drop rows without a measured load or from failed runs, "
+                                      "or rescale the unit")
             out.append(v)
     return n, x
 
