@@ -132,3 +132,35 @@ def test_project_root_of_a_loose_params_file_is_its_folder(tmp_path):
     f.parent.mkdir()
     f.write_text("mode: demo\n")
     assert project_root(f) == f.parent.resolve()
+
+
+def _db_exists(pg_dsn, name) -> bool:
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        return conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() \
+            is not None
+
+
+def test_sweep_drops_the_database_it_created_unless_kept(pg_dsn, capsys):
+    import secrets
+
+    from capplan.loadtest.sweep import drop_pgbench_database
+
+    name = f"capplan_sweep_cli_{secrets.token_hex(3)}"
+    target = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": name}
+    args = ["sweep", "--tool", "pgbench", "--levels", "1,2", "--duration", "1", "--scale", "1",
+            "--host", "127.0.0.1", "--port", "5432", "--user", "postgres", "--dbname", name,
+            "--json", "--no-progress"]
+    try:
+        assert main(args) == 0
+        assert not _db_exists(pg_dsn, name), "created by the sweep: dropped by default"
+        assert "dropped the sweep database" in capsys.readouterr().err
+        assert main(args + ["--keep-db"]) == 0
+        assert _db_exists(pg_dsn, name)
+        assert main(args) == 0                 # it existed before: kept by default
+        assert _db_exists(pg_dsn, name)
+        assert main(args + ["--drop-db"]) == 0
+        assert not _db_exists(pg_dsn, name)
+    finally:
+        drop_pgbench_database(target)
