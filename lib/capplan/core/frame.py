@@ -190,47 +190,45 @@ def validate_frame(df: pd.DataFrame, *, where: str = "frame") -> pd.DataFrame:
             if ts.isna().any():
                 problems.append({"column": "timestamp", "reason": f"{int(ts.isna().sum())} "
                                  "missing or unparseable timestamp(s)", "examples": None})
+    # Each string column is checked once per distinct value (frames have few distinct names and
+    # many rows), on numpy arrays: a 20-row scrape validates in well under a millisecond.
+    codes: dict[str, np.ndarray] = {}
+    uniq: dict[str, np.ndarray] = {}
     for col in ("source", "metric", "labels", "kind", "unit"):
         if col not in df.columns:
             continue
-        s = df[col]
-        # check each distinct value once (frames have few distinct names and many rows)
-        bad_vals = [x for x in pd.unique(s.to_numpy(dtype=object))
-                    if not (isinstance(x, str) and x != "")]
-        bad = s[s.isin(bad_vals)] if bad_vals else s.iloc[:0]
-        if len(bad):
+        c, u = pd.factorize(df[col].to_numpy(dtype=object), use_na_sentinel=False)
+        codes[col], uniq[col] = c, u
+        bad_u = [i for i, x in enumerate(u) if not (isinstance(x, str) and x != "")]
+        if bad_u:
+            bad = df[col][np.isin(c, bad_u)]
             problems.append({"column": col, "reason": f"{len(bad)} value(s) not a non-empty string",
                              "examples": _examples(bad.astype(str))})
-    if "metric" in df.columns:
-        m = df["metric"].astype(str).drop_duplicates()
-        bad = m[~m.map(lambda x: bool(_METRIC_RE.match(x)))]
-        if len(bad):
+    if "metric" in uniq:
+        bad = [str(x) for x in uniq["metric"] if not _METRIC_RE.match(str(x))]
+        if bad:
             problems.append({"column": "metric", "reason": "names must be snake_case "
-                             "[a-z_][a-z0-9_]*", "examples": _examples(bad.drop_duplicates())})
-    if "labels" in df.columns:
-        lab = df["labels"].astype(str).drop_duplicates()
-
+                             "[a-z_][a-z0-9_]*", "examples": _examples(pd.Series(bad))})
+    if "labels" in uniq:
         def _bad_label(text: str) -> bool:
             try:
                 return labels_key(parse_labels(text)) != text
             except (ValueError, TypeError):
                 return True
-        bad = lab[lab.map(_bad_label)]
-        if len(bad):
+        bad = [str(x) for x in uniq["labels"] if _bad_label(str(x))]
+        if bad:
             problems.append({"column": "labels", "reason": "not canonical label JSON (use "
-                             "capplan.core.frame.labels_key)", "examples": _examples(bad)})
-    if "kind" in df.columns:
-        k = df["kind"]
-        bad = k[~k.isin(KINDS)]
-        if len(bad):
+                             "capplan.core.frame.labels_key)", "examples": _examples(pd.Series(bad))})
+    if "kind" in uniq:
+        bad = [str(x) for x in uniq["kind"] if not isinstance(x, str) or x not in KINDS]
+        if bad:
             problems.append({"column": "kind", "reason": f"must be one of {sorted(KINDS)}",
-                             "examples": _examples(bad.drop_duplicates().astype(str))})
-    if "unit" in df.columns:
-        u = df["unit"]
-        bad = u[~u.isin(UNITS.keys())]
-        if len(bad):
+                             "examples": _examples(pd.Series(bad))})
+    if "unit" in uniq:
+        bad = [str(x) for x in uniq["unit"] if not isinstance(x, str) or x not in UNITS]
+        if bad:
             problems.append({"column": "unit", "reason": "unknown unit (see capplan.core.frame.UNITS)",
-                             "examples": _examples(bad.drop_duplicates().astype(str))})
+                             "examples": _examples(pd.Series(bad))})
     if "value" in df.columns:
         v = df["value"]
         if not pd.api.types.is_float_dtype(v):
@@ -242,17 +240,25 @@ def validate_frame(df: pd.DataFrame, *, where: str = "frame") -> pd.DataFrame:
             if inf.any():
                 problems.append({"column": "value", "reason": f"{int(inf.sum())} infinite "
                                  "value(s); store NaN for 'no value'", "examples": None})
-            if "kind" in df.columns:
-                is_counter = (df["kind"] == "counter").to_numpy()
+            if "kind" in uniq:
+                counter_codes = [i for i, x in enumerate(uniq["kind"]) if x == "counter"]
+                is_counter = np.isin(codes["kind"], counter_codes)
                 neg = is_counter & ((arr < 0) | np.isnan(arr))
                 if neg.any():
                     problems.append({"column": "value", "reason": f"{int(neg.sum())} counter "
                                      "value(s) negative or NaN", "examples": _examples(v[neg])})
-    if not problems and len(df) and all(c in df.columns for c in SERIES_KEY):
-        # one kind and one unit per series
-        g = df.groupby(list(SERIES_KEY), sort=False)[["kind", "unit"]].nunique()
-        bad = g[(g["kind"] > 1) | (g["unit"] > 1)]
-        if len(bad):
+    if not problems and len(df) and all(c in uniq for c in SERIES_KEY) and \
+            "kind" in uniq and "unit" in uniq:
+        # one kind and one unit per series: distinct (series, kind, unit) == distinct series
+        key = np.zeros(len(df), dtype=np.int64)
+        for col in SERIES_KEY:
+            key = key * (len(uniq[col]) + 1) + codes[col]
+        series = np.unique(key)
+        ku = key * ((len(uniq["kind"]) + 1) * (len(uniq["unit"]) + 1)) + \
+            codes["kind"] * (len(uniq["unit"]) + 1) + codes["unit"]
+        if len(np.unique(ku)) != len(series):
+            g = df.groupby(list(SERIES_KEY), sort=False)[["kind", "unit"]].nunique()
+            bad = g[(g["kind"] > 1) | (g["unit"] > 1)]
             problems.append({"column": "kind/unit", "reason": "a series mixes kinds or units",
                              "examples": [list(i) for i in bad.index[:3]]})
     if problems:
