@@ -15,6 +15,12 @@ utilisation, the first crossing date with its interval and the probability of cr
 horizon, from :func:`capplan.models.growth.fit_forecast` and :func:`~capplan.models.growth.time_to_limit`.
 A limit metric whose value is 0 (Redis ``maxmemory 0``) means *no limit*: no utilisation and no
 crossing are computed for it.
+
+"Current" (issue 13, peaks and levels): the peak of the last 7 days for ``statistic: max``; for a
+*size-type* resource (a stored gauge whose name ends ``_bytes``: disk, memory) the latest reading,
+summed over its series (a disk that is filling is understated by a day's mean); otherwise the mean
+of the last 24 h.  The runway table's "Model" column is :func:`describe_model` (words); the
+forecast's internal name stays in ``extra["model"]`` for the appendix.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from capplan.errors import CapplanError, ConfigError, InsufficientData
 from capplan.analysis.evidence import load_series
 from capplan.analysis.findings import Finding, fmt, fmt_date
 
-__all__ = ["CapacitySpec", "parse_capacity", "analyse_capacity", "RunwayOutcome"]
+__all__ = ["CapacitySpec", "parse_capacity", "analyse_capacity", "RunwayOutcome", "describe_model",
+           "is_size_type"]
 
 _ALLOWED = {"name", "metric", "source", "limit", "limit_metric", "statistic", "limit_source",
             "bounds"}
@@ -99,6 +106,99 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+_SEASON_WORDS = {"none": "no daily cycle", "day": "daily cycle", "week": "daily and weekly cycle"}
+_TREND_WORDS = {"none": "no trend", "damped": "damped trend", "linear": "linear trend"}
+_MEMBER = re.compile(r"^(?:(?P<tr>log|logit) )?level=(?P<level>ewm\(a=(?P<a>[0-9.eE+-]+)\)|median\(1 block\))"
+                     r" trend=(?P<trend>\w+) season=(?P<season>\w+)$")
+
+
+def _span_words(seconds: float) -> str:
+    hours = seconds / 3600
+    if hours >= 48:
+        return f"{round(hours / 24):.0f} days"
+    if hours >= 1.5:
+        return f"{round(hours):.0f} hours"
+    if hours >= 1:
+        return "1 hour"
+    return f"{max(1, round(seconds / 60)):.0f} minutes"
+
+
+def _join_or(words: list[str]) -> str:
+    words = list(dict.fromkeys(words))
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def describe_model(model: str, grain: str = "1h", n_history: int | None = None) -> str:
+    """The forecast's ensemble in words, from its structural name (``Forecast.model``, e.g.
+    ``mean of [log level=ewm(a=0.05) trend=linear season=week + ...]``): seasonality, trend, how
+    far back the level looks (an exponential smoother with weight a remembers about 1/a steps;
+    the median level is that of the last block, a day when the history holds 6 days), the scale
+    and how many models are averaged.  A name it cannot read gives "see the appendix"."""
+    text = str(model or "").strip()
+    if text.startswith("mean of [") and text.endswith("]"):
+        text = text[len("mean of ["):-1]
+    members = [m.strip() for m in text.split(" + ") if m.strip()]
+    parsed = [_MEMBER.match(m) for m in members]
+    if not members or not all(parsed):
+        return "see the appendix"
+    step_s = pd.Timedelta(grain).total_seconds()
+    seasons = [_SEASON_WORDS.get(m["season"], f"{m['season']} cycle") for m in parsed]
+    kinds_t = list(dict.fromkeys(m["trend"] for m in parsed))
+    trends = ([f"{_join_or(kinds_t)} trend"] if "none" not in kinds_t else
+              [_TREND_WORDS.get(k, f"{k} trend") for k in kinds_t])
+    levels = []
+    day_steps = 86400 / step_s
+    for m in parsed:
+        if m["a"] is not None:
+            levels.append((step_s / float(m["a"]), f"smoothed over about the last "
+                                                    f"{_span_words(step_s / float(m['a']))}"))
+        elif day_steps >= 2 and float(day_steps).is_integer() and (n_history or 0) >= 6 * day_steps:
+            levels.append((86400.0, "median of the last day"))
+        else:
+            levels.append((math.inf, "median of the most recent block"))
+    level_words = [w for _x, w in levels]
+    smoothed = sorted({x for (x, w) in levels if w.startswith("smoothed")})
+    if len(smoothed) > 1:
+        a, b = _span_words(smoothed[0]), _span_words(smoothed[-1])
+        if a.split()[-1] == b.split()[-1]:
+            a = a.split()[0]
+        rng = f"smoothed over about the last {a} to {b}"
+        level_words = [rng if w.startswith("smoothed") else w for w in level_words]
+    parts = [_join_or(seasons), _join_or(trends), "level " + _join_or(level_words)]
+    scales = [m["tr"] for m in parsed if m["tr"]]
+    if scales:
+        kinds = {"log": "growth in proportion (log scale)", "logit": "bounded (logit scale)"}
+        sc = _join_or([kinds[k] for k in scales])
+        parts.append(sc if len(scales) == len(parsed) else f"{sc} in {len(scales)} of {len(parsed)}")
+    n = len(parsed)
+    return ", ".join(parts) + ("; one model" if n == 1 else f"; average of {n} models")
+
+
+def is_size_type(spec: "CapacitySpec") -> bool:
+    """A size-type resource (disk, memory: a stored gauge in bytes) reports its latest value."""
+    from capplan.analysis.evidence import RATIOS
+
+    return spec.metric.endswith("_bytes") and spec.statistic == "mean" and spec.metric not in RATIOS
+
+
+def _latest(store, spec: "CapacitySpec", ev, end) -> tuple[float, pd.Timestamp] | None:
+    """The newest reading of a size-type metric up to ``end`` (end sample included), summed over
+    its series (each series' last sample within the final day, so a series that stopped
+    reporting is not counted)."""
+    from capplan.analysis.evidence import inclusive
+    from capplan.core.frame import SERIES_KEY
+
+    last = pd.Timestamp(end) if end is not None else ev.end
+    if last is None:
+        return None
+    raw = store.query(spec.metric, source=spec.source, start=last - pd.Timedelta(days=1),
+                      end=inclusive(last))
+    if raw.empty:
+        return None
+    tail = raw.sort_values("timestamp").groupby(list(SERIES_KEY), sort=False).tail(1)
+    return float(tail["value"].sum()), pd.Timestamp(tail["timestamp"].max())
+
+
 def _limit_value(store, spec: CapacitySpec, start, end) -> tuple[float | None, str]:
     if spec.limit is not None:
         return spec.limit, spec.limit_source or "params"
@@ -128,6 +228,9 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
     y = ev.series
     last_day = y[y.index > y.index.max() - pd.Timedelta(days=7 if spec.statistic == "max" else 1)]
     current = float(last_day.max() if spec.statistic == "max" else last_day.mean())
+    latest = _latest(store, spec, ev, end) if is_size_type(spec) else None
+    if latest is not None:
+        current = latest[0]
     try:
         limit, limit_from = _limit_value(store, spec, start, end)
     except InsufficientData as exc:
@@ -136,10 +239,12 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
                                      source=ev.source, status="insufficient data",
                                      detail=f"no limit: {exc.message}"), None, None)
     base = dict(id=fid, section="runway", label=spec.name, metric=spec.metric, value=current,
-                unit=ev.unit, n=ev.n_samples, window=(ev.start, ev.end), source=ev.source)
+                unit=ev.unit, n=ev.n_samples,
+                window=(ev.start, max(ev.end, latest[1]) if latest else ev.end), source=ev.source)
     extra = {"limit": limit, "limit_source": limit_from, "statistic": spec.statistic,
              "grain": grain, "how": ev.how, "horizon_days": horizon_days,
              "current_definition": ("peak of the last 7 days" if spec.statistic == "max"
+                                    else f"latest reading ({latest[1].isoformat()})" if latest
                                     else "mean of the last 24 h")}
     if limit is None or limit <= 0 or not math.isfinite(limit):
         extra["display"] = {"limit": "no limit set", "utilisation": "n/a", "crossing": "n/a"}
@@ -176,7 +281,8 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
                         "horizon_end": fmt_date(fc.frame.index.max()),
                         "hi95_max_in_horizon": fmt(float(fc.frame["hi95"].max()), ev.unit),
                         "coverage95": "n/a" if bt.coverage95 is None else f"{bt.coverage95 * 100:.0f}%",
-                        "mase": "n/a" if bt.mase is None else f"{bt.mase:.2f}"}
+                        "mase": "n/a" if bt.mase is None else f"{bt.mase:.2f}",
+                        "model": describe_model(fc.model, grain, len(fc.history))}
     figure = None
     if plots is not None:
         figure = plots.forecast(f"runway_{_slug(spec.name)}", y, fc.frame,
