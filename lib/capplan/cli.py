@@ -269,7 +269,7 @@ def _refuse_huge_grid(y, grain, horizon) -> None:
     span = y.index.max() - y.index.min()
     bins = span / step + 1 + ahead / step
     if bins > MAX_FORECAST_BINS:
-        fits = next((g for g in ("1min", "5min", "15min", "1h", "6h", "1D", "7D")
+        fits = next((g for g in ("1min", "5min", "15min", "1h", "6h", "1d", "7d")
                      if (span + ahead) / pd.Timedelta(g) + 1 <= MAX_FORECAST_BINS), None)
         raise ConfigError(f"--grain {grain} over {span.total_seconds() / 86400:.4g} days of "
                           f"history and the horizon makes {math.ceil(bins):,} bins; a forecast "
