@@ -269,8 +269,10 @@ def _refuse_huge_grid(y, grain, horizon) -> None:
     span = y.index.max() - y.index.min()
     bins = span / step + 1 + ahead / step
     if bins > MAX_FORECAST_BINS:
-        fits = next((g for g in ("1min", "5min", "15min", "1h", "6h", "1d", "7d")
-                     if (span + ahead) / pd.Timedelta(g) + 1 <= MAX_FORECAST_BINS), None)
+        grains = {"1min": 60, "5min": 300, "15min": 900, "1h": 3600, "6h": 21600, "1d": 86400,
+                  "7d": 604800}
+        fits = next((g for g, sec in grains.items()
+                     if (span + ahead).total_seconds() / sec + 1 <= MAX_FORECAST_BINS), None)
         raise ConfigError(f"--grain {grain} over {span.total_seconds() / 86400:.4g} days of "
                           f"history and the horizon makes {math.ceil(bins):,} bins; a forecast "
                           f"holds at most {MAX_FORECAST_BINS:,}", key="--grain",
