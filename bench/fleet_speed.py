@@ -109,7 +109,9 @@ def main() -> None:
     r2 = run(a.small, a.chunk, 2, os.path.join(tmp, "small-2"))
     speedup = r1["wall_s"] / r2["wall_s"]
     print(f"{a.small} series, 2 workers: {r2['wall_s']:7.1f} s  speed-up {speedup:.2f}x (load "
-          f"{r2['load_before']} -> {r2['load_after']})", flush=True)
+          f"{r2['load_before']} -> {r2['load_after']}; peak RSS client "
+          f"{r2['client_peak_rss_mb']} MiB, largest worker {r2['worker_peak_rss_mb']} MiB)",
+          flush=True)
     rb = run(a.series, a.chunk, 2, os.path.join(tmp, "big"))
     print(f"{a.series} series, 2 workers: {rb['wall_s']:7.1f} s  ({rb['counts']}; "
           f"{rb['cpu_s']:.0f} CPU-s in fits, {1000 * rb['cpu_s'] / max(rb['series'], 1):.1f} ms "

@@ -24,10 +24,15 @@ the code path is the same on a LocalCluster and on a remote scheduler (whose wor
 capplan installed and the sources/stores reachable).
 
 Outputs, published atomically like :mod:`capplan.runner.run` (``.partial`` folder + rename, ``latest``
-moved only when at least one service succeeded; the same per-name lock)::
+moved only when at least one service succeeded; the same per-name lock and the same
+``.capplan-run`` marker, so retention treats fleet runs like any run)::
 
     outputs/<fleet-name>/<run-id>/fleet.json, fleet.md, fleet.html, manifest.json
     outputs/<fleet-name>/<run-id>/services/<name>/report.md, report.html, summary.json, ...
+
+A worker lost mid-run costs only its running task: Dask resubmits it elsewhere
+(``tests/test_fleet_cluster.py``).  Thousands of single series rather than services:
+:mod:`capplan.runner.fleet_series`.
 
 Ranking (:func:`rank_risks`): already over a limit and missed targets first (critical misses
 first), then runway crossings by earliest projected date (then higher probability), then targets
