@@ -316,6 +316,15 @@ def _compare_previous(prev: dict, current_sections: dict) -> list[Finding]:
     return out
 
 
+#: worker-pool statuses the executive summary and the recommendations name (issue 14)
+_WORKER_ALERTS = ("misses", "crosses", "at risk")
+
+
+def _pool_of(fid: str) -> str:
+    """``workers.<pool>`` of a worker finding id ``workers.<pool>.<quantity>``."""
+    return ".".join(fid.split(".")[:2])
+
+
 def _sev(status) -> int:
     return SEVERITY.get(status, 0)
 
@@ -372,6 +381,13 @@ def statements(sections: dict, *, horizon_days: int | None, from_phase: str) -> 
                         "text": f"{f['label']}: the forecast does not cross {d.get('limit')} before "
                                 f"{d.get('horizon_end')} (now {d.get('utilisation')} of the limit; "
                                 f"probability of crossing within the horizon {d.get('p_cross')})."})
+    for f in sections.get("workers", []):
+        if f.get("status") in _WORKER_ALERTS:
+            val = (f.get("display") or {}).get("value")
+            out.append({"severity": f["status"], "refs": [f["id"]],
+                        "text": f"{f['label']} — {f['status']}"
+                                + (f" ({val})" if val else "")
+                                + (f": {f['detail']}" if f.get("detail") else "") + "."})
     sc = {f["id"]: f for f in sections.get("scaling", [])}
     if "scaling.x_peak" in sc:
         xp, npk = sc["scaling.x_peak"], sc["scaling.n_peak"]
@@ -450,6 +466,39 @@ def _recommendations(sections: dict) -> list[dict]:
         elif f["status"] == "stale":
             out.append({"text": f"{f['label']}: no status while its data is stale; fix the source "
                                 "and run again.", "refs": [f["id"]]})
+    wk = {f["id"]: f for f in sections.get("workers", [])}
+    for f in sections.get("workers", []):
+        st = f.get("status")
+        if st not in _WORKER_ALERTS:
+            continue
+        x = f.get("extra") or {}
+        if f["id"].endswith(".littles_law"):
+            out.append({"text": f"{f['label']}: the observed queue does not match M/M/c; size "
+                                "the pool from the observed waits, not the model's.",
+                        "refs": [f["id"]]})
+        elif st == "crosses":
+            out.append({"text": f"{f['label']}: add workers before "
+                                f"{fmt_date(x.get('crossing_lo') or x.get('crossing'))}, when "
+                                "the arrival rate is projected to pass what the pool serves "
+                                "within its wait target.", "refs": [f["id"]]})
+        elif st == "at risk":
+            out.append({"text": f"{f['label']}: the arrival rate may pass what the pool serves "
+                                "within its wait target before the horizon; plan the workers "
+                                "now.", "refs": [f["id"]]})
+        else:
+            need = wk.get(f"{_pool_of(f['id'])}.workers_needed_peak")
+            if need is not None and need.get("value") is not None and need["id"] != f["id"]:
+                out.append({"text": f"{f['label']} misses: raise the pool to at least "
+                                    f"{(need.get('display') or {}).get('value')} workers "
+                                    f"({need['label']}).",
+                            "refs": [f["id"], need["id"]]})
+            elif need is not None and need.get("value") is not None:
+                out.append({"text": f"{f['label']}: {(need.get('display') or {}).get('value')}"
+                                    " — raise the pool to it.",
+                            "refs": [f["id"]]})
+            else:
+                out.append({"text": f"{f['label']} misses: add workers or shorten the job "
+                                    f"time ({f.get('detail')}).", "refs": [f["id"]]})
     for f in sections.get("changes", []):
         if f["status"] in ("worse", "regressed"):
             out.append({"text": f"{f['label']}: investigate the regression since the previous "
@@ -517,6 +566,10 @@ def build_summary(st, gathered: dict, *, run_id: str, service: str = "", from_ph
             baseline_days=baseline_days, current_days=current_days, freshness=fresh)]
     for f in sections.get("runway", []):      # one status vocabulary (findings.STATUS_WORDS)
         f["status"] = runway_status(f.get("status"), (f.get("extra") or {}).get("p_cross_within_horizon"))
+    for f in sections.get("workers", []):     # the pools' arrival-rate runways likewise
+        if f["id"].endswith(".runway"):
+            f["status"] = runway_status(f.get("status"),
+                                        (f.get("extra") or {}).get("p_cross_within_horizon"))
     prev_info = None
     if previous_summary:
         prev = read_summary(previous_summary)
