@@ -253,16 +253,14 @@ def _refuse_huge_grid(y, grain, horizon) -> None:
     :data:`MAX_FORECAST_BINS`, or runs past the last representable time; says which grain fits.
     An unreadable grain or horizon is left to the forecast's own checks."""
     import math
-    import warnings
 
     import pandas as pd
 
-    try:
-        with warnings.catch_warnings():  # pandas deprecates some spellings ('w'): not ours
-            warnings.simplefilter("ignore")
-            step = pd.Timedelta(pd.tseries.frequencies.to_offset(grain))
-            ahead = pd.Timedelta(horizon) if isinstance(horizon, str) else step * int(horizon)
-    except (ValueError, TypeError, OverflowError):
+    try:  # the CLI's durations (7d, 90min); a step count for an integer horizon
+        step = pd.Timedelta(seconds=duration_seconds(grain, key="--grain"))
+        ahead = pd.Timedelta(seconds=duration_seconds(horizon, key="--horizon")) \
+            if isinstance(horizon, str) else step * int(horizon)
+    except (ConfigError, ValueError, TypeError, OverflowError):
         return
     if step <= pd.Timedelta(0) or not len(y) or pd.isna(ahead):
         return
