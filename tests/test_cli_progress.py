@@ -88,3 +88,11 @@ def test_kernel_log_filter_drops_only_the_shutdown_interrupt():
     assert not f.filter(rec("KeyboardInterrupt caught in kernel."))
     assert f.filter(rec("Exception in message handler:"))
     assert f.filter(rec("Error starting kernel"))
+
+
+def test_first_run_estimates_the_notebook_from_its_rounds():
+    rp = pg.RunProgress(["01-collect", "02-growth"], stream=io.StringIO())
+    inner = {"desc": "collect", "unit": "round", "n": 2, "total": 4, "elapsed_s": 2.0}
+    assert "collect 2/4 round" in rp.status_line("01-collect", 2.0, inner)
+    assert "~0:02 left in 01-collect" in rp.status_line("01-collect", 2.0, inner)
+    assert "remaining ~? (first run)" in rp.status_line("02-growth", 1.0, None)

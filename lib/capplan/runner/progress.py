@@ -169,19 +169,21 @@ class RunProgress:
         if self in _ACTIVE:
             _ACTIVE.remove(self)
 
-    # remaining time of the whole run: this notebook's own estimate plus the later ones' history
-    def _remaining(self, nb: str, elapsed: float, inner: dict | None) -> float | None:
+    # remaining time: this notebook's own estimate (from the rounds the kernel reports, else
+    # from the last run) and, when the last run timed every later notebook, the whole run's
+    def _remaining(self, nb: str, elapsed: float, inner: dict | None) -> tuple[float | None,
+                                                                              float | None]:
         later = self.notebooks[self.notebooks.index(nb) + 1:] if nb in self.notebooks else []
         if inner and inner.get("total") and inner.get("n"):
             frac = min(1.0, inner["n"] / inner["total"])
-            own = inner["elapsed_s"] / frac - inner["elapsed_s"] if frac > 0 else None
+            own = inner["elapsed_s"] / frac - inner["elapsed_s"]
         elif nb in self.previous:
             own = max(0.0, self.previous[nb] - elapsed)
         else:
             own = None
         if own is None or any(n not in self.previous for n in later):
-            return None
-        return own + sum(self.previous[n] for n in later)
+            return own, None
+        return own, own + sum(self.previous[n] for n in later)
 
     def status_line(self, nb: str, elapsed: float, inner: dict | None) -> str:
         k = self.notebooks.index(nb) + 1 if nb in self.notebooks else 0
@@ -190,7 +192,13 @@ class RunProgress:
             parts.append(f"{inner.get('desc', '')} {inner.get('n', 0)}/{inner['total']} "
                          f"{inner.get('unit', '')}".strip())
         parts.append(f"elapsed {format_duration(time.monotonic() - self.started)}")
-        parts.append(f"remaining ~{format_duration(self._remaining(nb, elapsed, inner))}")
+        own, total = self._remaining(nb, elapsed, inner)
+        if total is not None:
+            parts.append(f"remaining ~{format_duration(total)}")
+        elif own is not None:
+            parts.append(f"~{format_duration(own)} left in {nb}")
+        else:
+            parts.append("remaining ~? (first run)")
         return " · ".join(parts)
 
     def _write_status(self, text: str) -> None:
