@@ -75,7 +75,10 @@ def main(argv: list[str]) -> int:
                                              root.parent / "shared" / "data" / "nab"]
     files = sorted(f for d in dirs for f in d.glob("*.csv") if f.name != "SOURCES.csv")
     if not files:
-        print(f"no CSV files in {', '.join(map(str, dirs))}", file=sys.stderr)
+        print(f"no CSV files in {', '.join(map(str, dirs))}: this bench reads capplan's shared "
+              "developer data (the shared/ folder placed beside the checkout, with data/dev and "
+              "data/nab; tests/shared/README.md); or pass folders of timestamp,value CSVs",
+              file=sys.stderr)
         return 2
     cache = json.loads(ETS_CACHE.read_text()) if ETS_CACHE.exists() else {}
     rows, series = [], []
