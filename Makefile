@@ -67,7 +67,7 @@ requirements:
 	print("# Exact tested versions: constraints.txt."); print("\n".join(d["dependencies"]))' > requirements.txt
 
 constraints: $(DEV_STAMP)
-	{ echo "# The exact set CI tested (pip freeze of .venv after a green make test; python $$($(BIN)/python -c 'import platform; print(platform.python_version())'))."; \
+	{ echo "# The exact set of the .venv the tests run in (pip freeze; python $$($(BIN)/python -c 'import platform; print(platform.python_version())'))."; \
 	  echo "# Regenerate with \`make constraints\`; the Makefile installs with -c constraints.txt."; \
 	  $(BIN)/python -m pip freeze --exclude-editable --all | grep -v -i -E '^(capplan|pip)=='; } > constraints.txt
 
