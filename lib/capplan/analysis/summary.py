@@ -61,6 +61,17 @@ def _evaluate_window(st, t, start, end):
         res = evaluate_blocks(be, t, estimand="ratio of summed counter increases",
                               samples=meta.n_samples, requests=float(tot.sum()))
         return res, (meta.start, meta.end), None, meta.end
+    hist = _histogram_of(st, t) if t.quantile is not None else None
+    if hist is not None:            # a percentile of stored buckets (issue 14 item 2)
+        from capplan.analysis.latency import block_histogram_quantile, block_histograms
+        from capplan.analysis.targets import evaluate_histogram_quantile
+
+        bh = block_histograms(st, hist, start=start, end=end, source=t.source, block=block)
+        be, whole = block_histogram_quantile(bh, t.quantile)
+        res = evaluate_histogram_quantile(be, whole, t, metric=hist, samples=bh.samples,
+                                          observations=bh.total,
+                                          top_bound=max(b for b in bh.bounds if b < np.inf))
+        return res, (bh.first, bh.last), None, bh.last
     raw = raw_series(st, t.metric, start=start, end=end, source=t.source)
     x = raw.series
     window = (raw.oldest, raw.newest)
@@ -138,6 +149,51 @@ def _family_of_metric(metric: str) -> str:
     return _FAMILY.get(metric.split("_", 1)[0], metric.split("_", 1)[0])
 
 
+def _histogram_of(st, t) -> str | None:
+    from capplan.analysis.latency import histogram_metric
+
+    return histogram_metric(st, t.metric)
+
+
+def _histogram_slo(st, t, fid: str, w0, end, span, fresh) -> Finding:
+    """A latency SLO read from histogram buckets: good = observations <= threshold per block
+    (exact on a bucket bound, else interpolated and said so)."""
+    from capplan.analysis.evidence import choose_block
+    from capplan.analysis.latency import block_histograms, block_slo_counts, histogram_metric
+    from capplan.analysis.slo import evaluate_slo_target
+    from capplan.analysis.targets import block_spread
+    from capplan.models.blocks import MIN_BLOCKS, block_ratio, blocks_text
+
+    hist = histogram_metric(st, t.metric) or (t.metric if t.metric.endswith("_bucket")
+                                               else f"{t.metric}_bucket")
+    block = choose_block(w0, end, MIN_BLOCKS)
+    bh = block_histograms(st, hist, start=w0, end=end, source=t.source, block=block)
+    good_b, tot_b, whole = block_slo_counts(bh, t.threshold)
+    be = block_ratio(good_b, tot_b, block=block)
+    s = evaluate_slo_target(t, whole.good, whole.n, max(span, pd.Timedelta(seconds=1)),
+                            as_of=end, blocks=be)
+    n_text = (f"{blocks_text(be.n_blocks, be.block)}, {bh.samples:,} samples, "
+              f"{whole.n:,.0f} requests")
+    rec, why = fresh.check(bh.last, ",".join(bh.sources), hist)
+    f = Finding(fid, "targets", t.name, metric=hist, value=s.value, unit="ratio",
+                interval=None if s.interval[0] is None else s.interval, n=be.n_blocks,
+                window=(bh.first, bh.last), source=",".join(bh.sources), status=s.status,
+                detail=f"{s.reason}; threshold {fmt(t.threshold, 'seconds')}: {whole.note}",
+                extra={"kind": "slo", "slo": s.to_dict(), "target": t.to_dict(),
+                       "blocks": be.to_dict(), "freshness": rec, "histogram": whole.to_dict(),
+                       "evidence": {"estimand": f"observations <= {t.threshold:g} s / all "
+                                                "observations over the SLO window (histogram "
+                                                "buckets)", "blocks": be.n_blocks,
+                                    "block": be.block, "samples": bh.samples,
+                                    "requests": whole.n, "exact": whole.exact,
+                                    "n_text": n_text},
+                       "display": {"target": _target_text(t), "baseline": "n/a", "n": n_text,
+                                   "age": rec["age"], "spread": block_spread(be, t),
+                                   "exact": "exact (threshold is a bucket bound)" if whole.exact
+                                   else "approximate (threshold between bucket bounds)"}})
+    return _stale(f, why) if why else f
+
+
 def _slo_blocks(tot, part, bad_metric: bool, start, end):
     from capplan.analysis.evidence import choose_block
     from capplan.models.blocks import MIN_BLOCKS, block_ratio
@@ -178,6 +234,10 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
     for t in targets:
         fid = f"target.{_slug(t.name)}"
         try:
+            if t.is_slo and t.total_metric is None:     # a latency SLO from histogram buckets
+                span = min(t.window, end - start)
+                out.append(_histogram_slo(st, t, fid, end - span, end, span, fresh))
+                continue
             if t.is_slo:
                 span = min(t.window, end - start)
                 w0 = end - span

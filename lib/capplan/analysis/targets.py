@@ -22,9 +22,14 @@ Params shape (a list under ``targets:``; names must be unique)::
   the default for unit ``ratio``), ``pNN`` / ``pNN.N`` (a percentile, order-statistic interval),
   ``mean`` (Student-t interval; the default otherwise), ``last``, ``max`` or ``min`` (a reading,
   taken as exact).  ``unit`` defaults to the metric's suffix (``_seconds``, ``_ratio``, ...).
+  A percentile of a metric stored as histogram buckets (``<metric>_bucket{le}``, no gauge of
+  its own) is computed from the bucket counts (:mod:`capplan.analysis.latency`).
 * An **SLO** has ``slo`` = ``availability`` or ``latency`` (``objective`` = the minimum fraction of
   good events, e.g. 0.999; ``good_metric`` or ``bad_metric`` with ``total_metric``; a latency SLO
-  may state its ``threshold`` in seconds), or ``error_rate`` (``objective`` = the maximum fraction
+  may state its ``threshold`` in seconds, or instead of the counters name a histogram in
+  ``metric`` with ``threshold``: ``{slo: latency, metric: http_request_duration_seconds,
+  threshold: 0.3, objective: 0.99}``, read from its ``_bucket`` counters, exact when the
+  threshold is a bucket bound), or ``error_rate`` (``objective`` = the maximum fraction
   of bad events, e.g. 0.01; ``bad_metric`` or ``good_metric`` with ``total_metric``).  ``window``
   is a pandas duration (default ``30d``); ``warn`` is optional, in the units of ``objective``.
 
@@ -80,6 +85,7 @@ __all__ = [
     "evaluate_blocks",
     "evaluate_peak",
     "evaluate_reading",
+    "evaluate_histogram_quantile",
     "STALE",
 ]
 
@@ -274,14 +280,21 @@ def _parse_slo(e: _Entry, name: str) -> Target:
         raise e.fail("window", f"window must be positive, got {raw_window!r}")
     good_m, bad_m = e.text("good_metric", metric=True), e.text("bad_metric", metric=True)
     total_m = e.text("total_metric", metric=True)
-    if total_m is None or (good_m is None) == (bad_m is None):
+    histogram = (kind == "latency" and total_m is None and good_m is None and bad_m is None
+                 and e.raw.get("metric") is not None)
+    if histogram and e.number("threshold") is None:
+        raise e.fail("threshold", "a latency SLO read from a histogram needs 'threshold' "
+                                  "(seconds)", "e.g. threshold: 0.3 for 'under 300 ms'")
+    if not histogram and (total_m is None or (good_m is None) == (bad_m is None)):
         key = "total_metric" if total_m is None else "good_metric"
-        raise e.fail(key, "an SLO needs total_metric and exactly one of good_metric, bad_metric",
+        raise e.fail(key, "an SLO needs total_metric and exactly one of good_metric, bad_metric"
+                          " (a latency SLO: or metric, a histogram, with threshold)",
                      "e.g. good_metric: http_requests_ok_total, total_metric: http_requests_total")
     direction = "max" if kind == "error_rate" else "min"
     warn = e.number("warn")
     _check_sides(e, direction, objective, warn, None)
-    return Target(name=name, direction=direction, bound=objective, metric=e.text("metric"),
+    return Target(name=name, direction=direction, bound=objective,
+                  metric=e.text("metric", metric=histogram),
                   warn=warn, statistic="ratio", unit="ratio", description=e.text("description"),
                   slo=kind, window=window, good_metric=good_m, bad_metric=bad_m,
                   total_metric=total_m, threshold=e.number("threshold"), source=e.raw.get("source"))
@@ -674,3 +687,34 @@ def evaluate_reading(series: pd.Series, target: Target, *, sampling_s: float | N
                         warn=target.warn, crit=target.crit, reason=f"{head}: {clause}",
                         method="reading", critical=critical, metric=target.metric,
                         statistic=target.statistic, evidence=evidence)
+
+
+def evaluate_histogram_quantile(be, whole, target: Target, *, metric: str, samples: int,
+                                observations: float, top_bound: float) -> TargetStatus:
+    """Status of a percentile target read from histogram buckets: ``be`` from
+    :func:`capplan.analysis.latency.block_histogram_quantile` (interval widened to bucket
+    bounds), ``whole`` the window's :class:`capplan.models.histogram.HistogramQuantile`.  A
+    quantile in the ``+Inf`` bucket has only a lower limit: a miss when that limit is already
+    past a maximum, else "insufficient evidence"; the reason says which bounds limit precision."""
+    from dataclasses import replace
+
+    open_hi = be.hi is not None and math.isinf(be.hi)
+    if open_hi:
+        be = replace(be, hi=None, reason=f"in some blocks the {target.statistic} lies above the "
+                                         f"highest finite bucket bound ({fmt_value(top_bound, target.unit or 'seconds')}"
+                                         "): only a lower limit is known")
+    st = evaluate_blocks(be, target, estimand=f"{target.statistic} of the observations "
+                                              f"(buckets of {metric})",
+                         samples=samples, requests=observations)
+    if open_hi and be.lo is not None:
+        sign = 1 if target.direction == "min" else -1
+        if sign * (be.lo - target.bound) < 0:
+            st = _replace(st, status=MISSES, reason=st.reason.replace(
+                "insufficient evidence: ", "misses: lower limit past the target; "))
+    note = whole.precision_note()
+    ev = dict(st.evidence or {})
+    ev["histogram"] = {"metric": metric, **whole.to_dict(),
+                       "interval_lower_limit_only": open_hi}
+    return _replace(st, reason=f"{st.reason}; {note}", evidence=ev,
+                    lo=be.lo, hi=be.hi if not open_hi else None)
+
