@@ -14,7 +14,14 @@ Printed: the Brier score of capplan's ``p_cross_within_horizon``, beside two bas
 
 reliability per probability bin (cases, mean predicted, observed frequency), the number of
 *contradictions* (status 'crosses' beside P < 0.5, or 'not within horizon' beside P >= 0.5), and a
-per-series table.  Usage::
+per-series table.
+
+The reported P is the calibrated stack of :mod:`capplan.models.runway_prob`, whose coefficients
+were fitted on these same cases, so the headline Brier is in-sample.  The held-out figures re-fit
+the coefficients (Brier loss, Nelder-Mead) without the series scored -- leave one series out, and
+leave one source kind out (Azure VM CPU, dependency latency, Twitter volumes, NAB server metrics)
+-- and score it: these predict what happens on series the model has never seen.  ``paths only``
+is the raw share of the joint paths (the first round's P).  Usage::
 
     python bench/runway_calibration.py [DATA_DIR ...]
 
@@ -31,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from capplan.collect.files import read_series_csv
+from capplan.models import runway_prob
 from capplan.models.growth import fit_forecast, time_to_limit
 
 CUTS = (0.6, 0.7, 0.8)
@@ -71,9 +79,68 @@ def cases_for(path: Path) -> list[dict]:
             limit = f * peak
             p = float(rw.p_cross_within_horizon)
             out.append({"series": path.stem, "cut": cut, "factor": f, "h": h, "p": p,
+                        "p_paths": rw.p_paths, "p_wide": rw.p_wide, "p_analog": rw.p_analog,
+                        "clean": bool(fc.trend_up and fc.trend_t >= runway_prob.CLEAN_TREND_T),
                         "status": rw.status, "analog": analog(tr, limit, h),
                         "hit": bool(np.nanmax(test) >= limit), "ms": ms / len(FACTORS)})
     return out
+
+
+def kind_of(series: str) -> str:
+    for prefix, kind in (("azure_vm_cpu", "azure"), ("cmd_dependency", "latency"),
+                         ("nab_twitter", "twitter")):
+        if series.startswith(prefix):
+            return kind
+    return "nab"
+
+
+def _fit_coef(cs: list[dict]) -> np.ndarray:
+    from scipy.optimize import minimize
+
+    cs = [c for c in cs if c["p_paths"] is not None]     # 'already over limit' cases: P = 1
+    X = runway_prob.features([c["p_paths"] for c in cs], [c["p_wide"] for c in cs],
+                             [c["p_analog"] for c in cs])
+    y = np.array([c["hit"] for c in cs], float)
+    X1 = np.column_stack([np.ones(len(y)), X])
+
+    def loss(b):
+        return float(np.mean((1 / (1 + np.exp(-X1 @ b)) - y) ** 2))
+    return minimize(loss, np.asarray(runway_prob.COEF, float), method="Nelder-Mead",
+                    options={"maxiter": 4000, "xatol": 1e-5, "fatol": 1e-9}).x
+
+
+def held_out(cases: list[dict], group) -> np.ndarray:
+    """P of every case from coefficients re-fitted without the case's group."""
+    out = np.empty(len(cases))
+    groups = [group(c) for c in cases]
+    for g in sorted(set(groups)):
+        train = [c for c, k in zip(cases, groups) if k != g]
+        b = _fit_coef(train)
+        for i, (c, k) in enumerate(zip(cases, groups)):
+            if k == g and c["p_paths"] is None:
+                out[i] = c["p"]
+            elif k == g:
+                out[i] = runway_prob.calibrated(c["p_paths"], c["p_wide"], c["p_analog"], coef=b,
+                                                clean_trend=c["clean"])
+    return out
+
+
+def reliability(p: np.ndarray, hit: np.ndarray, name: str) -> tuple[list, float]:
+    print(f"{name}\n{'bin':>11s} {'cases':>5s} {'mean P':>7s} {'observed':>8s} {'|gap|':>6s}")
+    bins = []
+    for lo, hi in zip(BINS[:-1], BINS[1:]):
+        sel = (p >= lo) & (p < hi)
+        k = int(sel.sum())
+        if k == 0:
+            continue
+        mp, obs = float(p[sel].mean()), float(hit[sel].mean())
+        bins.append({"bin": [lo, min(hi, 1.0)], "cases": k, "mean_p": round(mp, 4),
+                     "observed": round(obs, 4)})
+        flag = "" if k < 15 or abs(mp - obs) <= 0.10 else "  <- off by more than 0.10"
+        print(f"{lo:4.1f}–{min(hi, 1.0):4.1f} {k:7d} {mp:7.3f} {obs:8.3f} {abs(mp - obs):6.3f}{flag}")
+    big = [b for b in bins if b["cases"] >= 15]
+    worst = max((abs(b["mean_p"] - b["observed"]) for b in big), default=float("nan"))
+    return bins, worst
 
 
 def main(argv: list[str]) -> int:
@@ -111,20 +178,21 @@ def main(argv: list[str]) -> int:
           f"(base rate {base:.3f})")
     print(f"Brier: capplan {brier:.4f}, constant base rate {brier_base:.4f}, historical analog "
           f"{brier_an:.4f}; capplan / analog = {brier / brier_an:.3f} (target <= 0.8)")
-    print(f"{'bin':>11s} {'cases':>5s} {'mean P':>7s} {'observed':>8s} {'|gap|':>6s}")
-    bins = []
-    for lo, hi in zip(BINS[:-1], BINS[1:]):
-        sel = (p >= lo) & (p < hi)
-        k = int(sel.sum())
-        if k == 0:
-            continue
-        mp, obs = float(p[sel].mean()), float(hit[sel].mean())
-        bins.append({"bin": [lo, min(hi, 1.0)], "cases": k, "mean_p": round(mp, 4),
-                     "observed": round(obs, 4)})
-        flag = "" if k < 15 or abs(mp - obs) <= 0.10 else "  <- off by more than 0.10"
-        print(f"{lo:4.1f}–{min(hi, 1.0):4.1f} {k:7d} {mp:7.3f} {obs:8.3f} {abs(mp - obs):6.3f}{flag}")
-    big = [b for b in bins if b["cases"] >= 15]
-    worst = max((abs(b["mean_p"] - b["observed"]) for b in big), default=float("nan"))
+    bins, worst = reliability(p, hit, "reliability (shipped coefficients: in-sample)")
+    paths = np.array([c["p"] if c["p_paths"] is None else c["p_paths"] for c in cases])
+    brier_paths = float(np.mean((paths - hit) ** 2))
+    _, worst_paths = reliability(paths, hit, "reliability, paths only (the first round's P)")
+    held = {}
+    for name, group in (("leave_one_series_out", lambda c: c["series"]),
+                        ("leave_one_kind_out", lambda c: kind_of(c["series"]))):
+        ph = held_out(cases, group)
+        bh, wh = reliability(ph, hit, f"reliability, held out ({name.replace('_', ' ')})")
+        bs = float(np.mean((ph - hit) ** 2))
+        held[name] = {"brier": round(bs, 4), "brier_ratio_analog": round(bs / brier_an, 4),
+                      "worst_bin_gap_15": round(wh, 4), "bins": bh}
+        print(f"  Brier {bs:.4f}, / analog {bs / brier_an:.3f}")
+    print(f"paths only: Brier {brier_paths:.4f} (/ analog {brier_paths / brier_an:.3f}), worst "
+          f"bin gap {worst_paths:.3f}")
     by_factor = {str(f): round(float(np.mean([(c["p"] - c["hit"]) ** 2 for c in cases
                                               if c["factor"] == f])), 4) for f in FACTORS}
     print(f"contradictions (status vs P): {contradictions}; worst gap in bins with >= 15 cases: "
@@ -135,7 +203,10 @@ def main(argv: list[str]) -> int:
                       "brier_analog": round(brier_an, 4),
                       "brier_ratio_analog": round(brier / brier_an, 4),
                       "worst_bin_gap_15": round(worst, 4), "contradictions": contradictions,
-                      "bins": bins, "brier_by_factor": by_factor}))
+                      "bins": bins, "brier_by_factor": by_factor,
+                      "brier_paths_only": round(brier_paths, 4),
+                      "worst_bin_gap_15_paths_only": round(worst_paths, 4),
+                      "held_out": held}))
     return 0
 
 

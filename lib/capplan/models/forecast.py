@@ -100,6 +100,14 @@ class Forecast:
         seed 0), computed once per forecast."""
         return self.sample_paths(RUNWAY_PATHS, seed=0)
 
+    @functools.cached_property
+    def runway_wide_paths(self) -> np.ndarray:
+        """:attr:`runway_paths` with their departures from the mean widened
+        :data:`capplan.models.runway_prob.WIDEN` times, clipped to bounds (one of the readings
+        behind the calibrated crossing probability)."""
+        from capplan.models.runway_prob import widened
+        return self._clip(widened(self.runway_paths, self.frame["mean"].to_numpy()))
+
     def error_quantile(self, u) -> np.ndarray:
         """Normalised error quantile function Q(u), u in (0, 1): piecewise linear through the
         interval quantiles (so the 2.5 % / 97.5 % marginals are the 95 % band edges), the pooled

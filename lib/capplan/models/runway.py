@@ -3,11 +3,15 @@
 Everything comes from one set of joint sample paths (:attr:`Forecast.runway_paths`: 1,000 paths
 of :meth:`Forecast.sample_paths`, seed fixed, so the result is deterministic):
 
-* ``p_cross_within_horizon`` is the share of paths that reach the limit within the horizon;
-* ``crossing`` is the median first-passage time over *all* paths (paths that never cross count as
-  "after the horizon"), so a date exists exactly when P >= 0.5; ``crossing_lo`` / ``crossing_hi``
-  are the 2.5 % and 97.5 % first-passage quantiles, ``crossing_hi`` None ("after the horizon")
-  when fewer than 97.5 % of the paths cross;
+* ``p_cross_within_horizon`` is the *calibrated* probability of :mod:`capplan.models.runway_prob`:
+  a fixed logistic stack of the share of paths that reach the limit (``p_paths``), the share of
+  the paths widened 4x (``p_wide``) and the historical analog (``p_analog``: how often windows of
+  the same length in the last 56 days reached the limit).  The raw share of paths alone was too
+  sure near 0 and too eager in the middle on real series (issue 12, second round);
+* the crossing dates are the paths' first-passage distribution *given* a crossing, scaled to that
+  P: overall quantile q is the conditional quantile q / P (after the horizon when q > P).  So
+  ``crossing`` (the median) exists exactly when P >= 0.5; ``crossing_lo`` / ``crossing_hi`` are
+  the 2.5 % and 97.5 % quantiles, ``crossing_hi`` None ("after the horizon") when P < 0.975;
 * ``status`` has one vocabulary, read from the same P, so it can never contradict it:
   ``crosses`` (P >= 0.5: the median path reaches the limit), ``not within horizon`` (P < 0.5),
   ``already over limit``, ``insufficient data``.  (The report may call a ``not within horizon``
@@ -27,6 +31,7 @@ import pandas as pd
 
 from capplan.errors import CapplanError, ConfigError, InsufficientData
 from capplan.models.forecast import Forecast
+from capplan.models.runway_prob import ANALOG_DAYS, CLEAN_TREND_T, calibrated, readings
 
 __all__ = ["Runway", "time_to_limit", "first_passage", "CROSSES", "NOT_WITHIN", "OVER",
            "INSUFFICIENT", "status_for"]
@@ -57,6 +62,11 @@ class Runway:
     limit: float | None
     limit_source: str
     horizon_end: pd.Timestamp | None
+    # the readings behind p_cross_within_horizon (capplan.models.runway_prob); None when not
+    # computed (already over limit, insufficient data)
+    p_paths: float | None = None
+    p_wide: float | None = None
+    p_analog: float | None = None
 
     def crossing_text(self, fmt_date=lambda t: t.isoformat(), with_status: bool = True) -> str:
         """The crossing in the one vocabulary the CLI, notebook and report share:
@@ -146,17 +156,31 @@ def time_to_limit(fc: "Forecast | CapplanError", limit: "float | pd.Series") -> 
         warns.append(f"already over the limit {value:.6g} since {hist.index[start].isoformat()}")
         return Runway(hist.index[start], None, None, 1.0, fc.model, tuple(warns), OVER, value,
                       src, idx[-1])
-    p, t = first_passage(fc.runway_paths, value)
+    step = idx[0] - hist.index[-1] if hist.size else pd.Timedelta(fc.grain)
+    r = readings(fc.runway_paths, fc.runway_wide_paths, hist.to_numpy(float), value,
+                 max(1, int(pd.Timedelta(days=ANALOG_DAYS) / step)))
+    p = calibrated(r.p_paths, r.p_wide, r.p_analog,
+                   clean_trend=bool(fc.trend_up and fc.trend_t >= CLEAN_TREND_T))
+    ext = dict(p_paths=r.p_paths, p_wide=r.p_wide, p_analog=r.p_analog)
+    # first passages given a crossing: the joint paths', else (no path crosses) the widened
+    # paths', else the analog windows'
+    t = next((x[np.isfinite(x)] for x in (r.t_paths, r.t_wide, r.t_analog)
+              if np.isfinite(x).any()), np.empty(0))
 
     def at(q: float):
-        k = _quantile_step(t, q)
-        return idx[int(k)] if np.isfinite(k) else None
+        if q > p or t.size == 0:
+            return None
+        k = _quantile_step(t, min(1.0, q / p))
+        return idx[min(int(k), len(idx) - 1)]
 
     status = status_for(p)
     if status == NOT_WITHIN:
-        warns.append(f"{p:.0%} of the forecast paths reach {value:.6g} by {idx[-1].isoformat()}: "
-                     "the median crossing is after the horizon (not within horizon)")
-        return Runway(None, None, None, p, fc.model, tuple(warns), status, value, src, idx[-1])
+        warns.append(f"P = {p:.0%} that {value:.6g} is reached by {idx[-1].isoformat()} "
+                     f"({r.p_paths:.0%} of the forecast paths, {r.p_analog:.0%} of past windows "
+                     "of the same length): the median crossing is after the horizon "
+                     "(not within horizon)")
+        return Runway(None, None, None, p, fc.model, tuple(warns), status, value, src, idx[-1],
+                      **ext)
     crossing, c_lo, c_hi = at(0.5), at(0.025), at(0.975)
     if not fc.trend_up:
         why = (f"only {fc.trend_blocks} blocks of history after the last change to estimate a trend"
@@ -166,6 +190,7 @@ def time_to_limit(fc: "Forecast | CapplanError", limit: "float | pd.Series") -> 
         warns.append(f"{why}: the crossing comes from seasonal peaks and noise reaching the limit, "
                      "not from growth")
     if c_hi is None:
-        warns.append(f"{1 - p:.0%} of the paths stay below the limit within the horizon: the "
+        warns.append(f"P = {1 - p:.0%} that the limit is not reached within the horizon: the "
                      "crossing may come after " + idx[-1].isoformat())
-    return Runway(crossing, c_lo, c_hi, p, fc.model, tuple(warns), status, value, src, idx[-1])
+    return Runway(crossing, c_lo, c_hi, p, fc.model, tuple(warns), status, value, src, idx[-1],
+                  **ext)
