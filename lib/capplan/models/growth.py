@@ -69,7 +69,9 @@ Weekly seasonality (item 3) is considered from two weeks of history: the daily p
 weekly departure from it, shrunk toward the daily profile by an empirical-Bayes factor
 (:func:`growth_core.weekly_profile`).
 Sample paths and the runway probability: :mod:`capplan.models.forecast` (joint paths: level
-random walk + residual block bootstrap + ensemble members) and :mod:`capplan.models.runway`.
+random walk + residual block bootstrap + ensemble members), :mod:`capplan.models.runway_prob`
+(the reported P: the paths' share calibrated on real series with the historical analog) and
+:mod:`capplan.models.runway`.
 
 Trend changes (item 2): :func:`detect_changes` (method in :mod:`capplan.models.changes`) runs on
 the series deseasonalised by its longest available profile; the same changes are attached to
