@@ -91,14 +91,15 @@ class RunResult:
         return self.run_dir / "report.html"
 
 
-def _git_revision() -> str | None:
+def _git_revision(project: Path | None = None) -> str | None:
+    project = project or project_root()
     try:
-        out = subprocess.run(["git", "-C", str(project_root()), "rev-parse", "HEAD"],
+        out = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD"],
                              capture_output=True, text=True, timeout=5)
         rev = out.stdout.strip()
         if not rev:
             return None
-        dirty = subprocess.run(["git", "-C", str(project_root()), "status", "--porcelain",
+        dirty = subprocess.run(["git", "-C", str(project), "status", "--porcelain",
                                 "--untracked-files=no"], capture_output=True, text=True, timeout=5)
         return rev + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -463,14 +464,15 @@ def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
             "name": params.name,
             "run_id": run_id,
             "status": status,
-            "params_file": os.path.relpath(params.path, project_root())
-            if Path(params.path).resolve().is_relative_to(project_root()) else Path(params.path).name,
+            "params_file": os.path.relpath(Path(params.path).resolve(), project_root(params.path))
+            if Path(params.path).resolve().is_relative_to(project_root(params.path))
+            else Path(params.path).name,
             "params": params.values,
             "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
             "finished": datetime.now(timezone.utc).isoformat(),
             "duration_s": round(time.time() - started, 3),
             "notebooks": results,
-            "git_revision": _git_revision(),
+            "git_revision": _git_revision(project_root(params.path)),
             "versions": _versions(),
             "kernel": kernel,
             "cell_timeout_s": cell_timeout_s,
