@@ -35,7 +35,10 @@ without it (an aggregate such as ``sum(...)``) is stored under source ``promethe
 ``step: auto`` is the finest "nice" step, at least ``min_step``, that keeps every series within
 10,000 points (Prometheus refuses more than 11,000 per series), e.g. 15 s for a 14.4-minute
 window (58 points), 5 min for 30 days (8,640 points).  An explicit finer step is split into
-chunks of 10,000 points by :func:`capplan.collect.prometheus.query_range`.
+chunks of 10,000 points by :func:`capplan.collect.prometheus.query_range`.  When Prometheus
+holds less history than the window (a fresh server under the default 30 days) and the auto step
+leaves most series (the median) with fewer than ``MIN_POINTS`` points, the window is re-read from where the
+data begin at the step that span needs (``info["step_refined"]`` and a warning say so).
 
 Errors: a bad query raises :class:`~capplan.errors.ConfigError` whose message quotes
 Prometheus's own message and the query; :func:`validate_queries` asks Prometheus to parse every
@@ -396,11 +399,9 @@ def history(cfg: object, *, now: pd.Timestamp | None = None) -> tuple[pd.DataFra
     """History for ``mode: prometheus``: the exporter mapping (``metrics``) plus every query.
 
     Returns ``(frame, info)``; ``info`` holds days, window, step_s, url_env, missing_metrics,
-    empty_queries, points per query and Prometheus's warnings.
+    empty_queries, points per query, ``step_refined`` (None, or the coarse step's figures when
+    the window was re-read where the data begin) and Prometheus's warnings.
     """
-    from capplan.collect.prometheus import fetch_history
-    from capplan.core.frame import concat_frames
-
     cfg = _check_cfg(cfg)
     qs = _all_queries(cfg)
     url, var = _url(cfg)
@@ -408,6 +409,48 @@ def history(cfg: object, *, now: pd.Timestamp | None = None) -> tuple[pd.DataFra
     timeout_s = float(cfg.get("timeout_s") or 30)
     st = _step(cfg.get("step"), cfg.get("min_step") or 15, start.timestamp(),
                end.timestamp())
+    refined = None
+    auto = cfg.get("step") is None or str(cfg.get("step")).strip().lower() == "auto"
+    if auto:    # the grid ends at ``end`` itself, so the newest data always give a point
+        start = end - pd.Timedelta(seconds=st * math.floor((end - start).total_seconds() / st))
+    frame, missing, warnings, info_q = _fetch_all(cfg, url, qs, start, end, st, timeout_s)
+    if auto and not frame.empty:
+        # Prometheus may hold far less history than the window asked for (a fresh server, the
+        # default 30 days): then the auto step is too coarse for the data there is, and a
+        # counter's increases vanish ("no traffic" over 919,981 hits, issue 13).  The data begin
+        # after the step before the first point returned (that one found nothing), so re-ask
+        # for that span at the step it needs.
+        per_series = frame.groupby(["source", "metric", "labels"], sort=False).size()
+        if float(per_series.median()) < MIN_POINTS:     # most series: a short history
+            t0 = max(start, pd.Timestamp(frame["timestamp"].min()) - pd.Timedelta(seconds=st))
+            st2 = _step("auto", cfg.get("min_step") or 15, t0.timestamp(), end.timestamp())
+            t0 = end - pd.Timedelta(seconds=st2 * math.ceil((end - t0).total_seconds() / st2))
+            if t0 < start:
+                t0 += pd.Timedelta(seconds=st2)
+            if st2 < st:
+                refined = {"step_s": st, "points": int(per_series.median()),
+                           "data_from": pd.Timestamp(frame["timestamp"].min()).isoformat()}
+                frame, missing, warnings, info_q = _fetch_all(cfg, url, qs, t0, end, st2,
+                                                              timeout_s)
+                warnings = [f"Prometheus holds data only from about {t0.isoformat()}: step "
+                            f"{st:g}s gave a median {refined['points']} point(s) per series, so the "
+                            f"window was re-read from there at step {st2:g}s"] + warnings
+                start, st = t0, st2
+    return frame, {"days": round(days, 6), "window": [start.isoformat(), end.isoformat()],
+                   "start": start.isoformat(), "end": end.isoformat(),
+                   "step_s": st, "url_env": var, "missing_metrics": missing,
+                   "queries": [q.name for q in qs], **info_q, "step_refined": refined,
+                   "warnings": list(dict.fromkeys(warnings))}
+
+
+#: Fewest points per series ``step: auto`` accepts when the data cover less than the window.
+MIN_POINTS = 30
+
+
+def _fetch_all(cfg, url, qs, start, end, st, timeout_s):
+    from capplan.collect.prometheus import fetch_history
+    from capplan.core.frame import concat_frames
+
     frames, missing, warnings = [], [], []
     metrics = cfg.get("metrics")
     if metrics is None or metrics:
@@ -424,9 +467,5 @@ def history(cfg: object, *, now: pd.Timestamp | None = None) -> tuple[pd.DataFra
         info_q = {"points": fq.attrs["points"], "empty_queries": fq.attrs["empty_queries"]}
         warnings += fq.attrs["prometheus_warnings"]
     frame = concat_frames(frames) if frames else make_frame([])
-    return frame, {"days": round(days, 6), "window": [start.isoformat(), end.isoformat()],
-                   "start": start.isoformat(), "end": end.isoformat(),
-                   "step_s": st, "url_env": var, "missing_metrics": missing,
-                   "queries": [q.name for q in qs], **info_q,
-                   "warnings": list(dict.fromkeys(warnings))}
+    return frame, missing, warnings, info_q
 
