@@ -28,7 +28,7 @@ def test_ensemble_is_described_in_words():
                      "the last 7 to 20 hours or median of the last day, growth in proportion "
                      "(log scale) in 1 of 3; average of 3 models")
     one = describe_model("level=ewm(a=0.05) trend=none season=none", "5min")
-    assert one == "no daily cycle, no trend, level smoothed over about the last 2 hours; one model"
+    assert one == "no daily or weekly cycle, no trend, level smoothed over about the last 2 hours; one model"
     assert describe_model("something new=1") == "see the appendix"
 
 

@@ -75,5 +75,7 @@ def test_a_pool_runway_at_risk_uses_the_one_status_word(store):
     out = build_summary(store, {"05-workers": {"findings": fs}}, run_id="t")
     got = next(f for f in out["sections"]["workers"] if f["id"] == rw["id"])
     assert got["status"] == "at risk"
-    assert any(rw["id"] in s["refs"] and s["severity"] == "at risk" for s in out["statements"])
+    (stm,) = [s for s in out["statements"] if rw["id"] in s["refs"]]
+    assert stm["severity"] == "at risk"
+    assert rw["extra"]["model"] not in stm["text"] and "forecast crossing" in stm["text"]
     assert any(rw["id"] in r["refs"] for r in out["recommendations"])

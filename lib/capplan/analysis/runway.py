@@ -106,7 +106,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-_SEASON_WORDS = {"none": "no daily cycle", "day": "daily cycle", "week": "daily and weekly cycle"}
+_SEASON_WORDS = {"none": "no daily or weekly cycle", "day": "daily cycle", "week": "daily and weekly cycle"}
 _TREND_WORDS = {"none": "no trend", "damped": "damped trend", "linear": "linear trend"}
 _MEMBER = re.compile(r"^(?:(?P<tr>log|logit) )?level=(?P<level>ewm\(a=(?P<a>[0-9.eE+-]+)\)|median\(1 block\))"
                      r" trend=(?P<trend>\w+) season=(?P<season>\w+)$")

@@ -444,10 +444,14 @@ def statements(sections: dict, *, horizon_days: int | None, from_phase: str) -> 
     for f in sections.get("workers", []):
         if f.get("status") in _WORKER_ALERTS:
             val = (f.get("display") or {}).get("value")
+            detail = f.get("detail") or ""
+            model = (f.get("extra") or {}).get("model")
+            if model and f["id"].endswith(".runway"):   # the model's internals: appendix only
+                detail = detail.replace(f"forecast ({model}) ", "forecast ")
             out.append({"severity": f["status"], "refs": [f["id"]],
                         "text": f"{f['label']} — {f['status']}"
                                 + (f" ({val})" if val else "")
-                                + (f": {f['detail']}" if f.get("detail") else "") + "."})
+                                + (f": {detail}" if detail else "") + "."})
     sc = {f["id"]: f for f in sections.get("scaling", [])}
     if "scaling.x_peak" in sc:
         xp, npk = sc["scaling.x_peak"], sc["scaling.n_peak"]
