@@ -141,7 +141,7 @@ def test_rank_risks_order():
     ("services: [{service: a}, {service: A}]\n", "services[1].name"),
     ("services: [{service: a, store: 'postgresql://u:pw@h/db'}]\n", "services[0].store"),
     ("services: [{service: a, demo_scale: {redis_used_memory_bytes: -1}}]\n",
-     "services[0].demo_scale"),
+     "services[0].demo_scale.redis_used_memory_bytes"),
     ("workers: 0\nservices: [{service: a}]\n", "workers"),
     ("{}\n", "services"),
 ])

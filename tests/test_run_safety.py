@@ -72,7 +72,7 @@ def test_retention_deletes_only_folders_the_runner_marked(tmp_path):
     (dead / "big.bin").write_bytes(b"\0" * 1_000_000)
     foreign_partial = name_dir / ".20200103T000000Z-beef.partial"   # no mark: not ours
     foreign_partial.mkdir()
-    older = name_dir / "20200104T000000Z-0ld0"                     # an earlier run of ours
+    older = name_dir / "20200104T000000Z-0bd0"                     # an earlier run of ours
     older.mkdir()
     (older / ".capplan-run").write_text("{}")
     r = _capplan("run", str(ROOT / "params" / "demo.yaml"), "--outputs", str(out),

@@ -78,3 +78,15 @@ def test_the_model_knows_exactly_the_notebooks_parameters_with_the_same_defaults
         nb_default = ast.literal_eval(declared[k]["default"])
         from_nb = getattr(ParamsModel.model_validate({k: nb_default}), k)
         assert from_nb == getattr(model, k), f"{k}: notebook default differs from the model's"
+
+
+def test_fleet_files_validate_against_the_fleet_schema():
+    out = subprocess.run([sys.executable, "-m", "capplan", "schema", "--fleet"], capture_output=True,
+                         text=True, timeout=60)
+    schema = json.loads(out.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema == json.loads((ROOT / "docs" / "fleet.schema.json").read_text())
+    for path in sorted((ROOT / "params" / "fleets").glob("*.yaml")):
+        assert path.read_text().splitlines()[0] == \
+            "# yaml-language-server: $schema=../../docs/fleet.schema.json"
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)

@@ -843,13 +843,15 @@ def add_schema(sub) -> None:
                                    "  # yaml-language-server: $schema=<path or URL of this schema>",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", metavar="FILE", help="write it to FILE instead of standard output")
+    p.add_argument("--fleet", action="store_true", help="the schema of fleet params files instead")
     p.set_defaults(func=cmd_schema)
 
 
 def cmd_schema(args) -> int:
-    from capplan.runner.schema import json_schema
+    from capplan.runner.schema import fleet_json_schema, json_schema
 
-    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(fleet_json_schema() if args.fleet else json_schema(), indent=2,
+                      sort_keys=True) + "\n"
     if args.out:
         from pathlib import Path
 

@@ -150,20 +150,21 @@ def load_fleet(path: str | Path, *, scheduler: str | None = None,
     services, duplicate service names).  Prometheus discovery happens later, in
     :func:`run_fleet`.
     """
-    import yaml
+    from capplan.runner.params import read_yaml
+    from capplan.runner.schema import validate_fleet
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError("fleet params file not found", path=str(p),
                           hint="give a YAML file such as params/fleets/fleet-demo.yaml")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(p),
-                          hint="check indentation and quoting") from exc
+    raw = read_yaml(p, what="fleet params file") or {}   # bounded: aliases, depth, size
     if not isinstance(raw, dict):
         raise ConfigError("must be a mapping (scheduler, workers, defaults, services, ...)",
                           path=str(p))
+    from capplan.core.credentials import check_no_secrets as _no_secrets
+
+    _no_secrets(raw, path=str(p))
+    validate_fleet(raw, path=str(p))   # the typed model: every key and value, all errors at once
     for k in raw:
         if k not in _FLEET_KEYS:
             close = difflib.get_close_matches(str(k), _FLEET_KEYS, n=1)

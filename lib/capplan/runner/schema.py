@@ -430,16 +430,44 @@ class ParamsModel(_Strict):
         return self
 
 
-# --- fleet files -----------------------------------------------------------------------------
+# --- fleet files ---------------------------------------------------------------------------
 
-class FleetService(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
-    params: Text | None = None
-    overrides: dict[str, Any] = {}
+class FleetServiceParams(ParamsModel):
+    """One service of a fleet: the keys of a params file, plus ``demo_scale`` (demo mode)."""
+
+    demo_scale: dict[str, PositiveFloat] = {}
 
 
-class FleetModel(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class FleetPrometheusDiscover(_Strict):
+    url_env: EnvName = "PROMETHEUS_URL"
+    selector: Annotated[str, Field(min_length=1, max_length=_MAX_TEXT)]
+    by: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "instance"
+    days: PositiveFloat | None = Field(None, le=3650)
+    step: Text | PositiveFloat | None = None
+    metrics: list[Text] | None = None
+    timeout_s: PositiveFloat = Field(30.0, le=600)
+
+
+class FleetDiscover(_Strict):
+    prometheus: FleetPrometheusDiscover
+
+
+class FleetModel(_Strict):
+    """A fleet params file (``capplan fleet``): services merge over ``defaults``."""
+
+    scheduler: Text = Field("", description="tcp://host:port of a Dask scheduler; empty: a "
+                                            "LocalCluster")
+    workers: Annotated[int, Field(ge=1, le=10000)] = 2
+    top: Annotated[int, Field(ge=1, le=100000)] = 10
+    defaults: FleetServiceParams | None = None
+    services: list[FleetServiceParams] = []
+    discover: FleetDiscover | None = None
+
+    @model_validator(mode="after")
+    def _some_service(self):
+        if not self.services and self.discover is None:
+            raise ValueError("a fleet needs at least one entry in services, or discover")
+        return self
 
 
 # --- error reporting --------------------------------------------------------------------------
@@ -547,8 +575,30 @@ def validate_params(raw: dict, *, path: str) -> ParamsModel:
                           errors=errs) from None
 
 
-def validate_fleet(raw: dict, *, path: str) -> dict:
-    return raw
+def validate_fleet(raw: dict, *, path: str) -> FleetModel:
+    """Check a fleet file against :class:`FleetModel`; every problem at once, as for params."""
+    try:
+        return FleetModel.model_validate(raw)
+    except ValidationError as exc:
+        errs = format_errors(exc, FleetModel, path=path)
+        for e in errs:   # the whole-file rule is about the services key
+            if not e["key"] and "services" in e["message"]:
+                e["key"] = "services"
+        lines = [f"{e['key'] or '(top level)'}: {e['message']}" + (f" ({e['hint']})" if e["hint"] else "")
+                 for e in errs]
+        msg = errs[0]["message"] if len(errs) == 1 else \
+            f"{len(errs)} problems:\n  " + "\n  ".join(lines)
+        raise ConfigError(msg, path=path, key=errs[0]["key"] if len(errs) == 1 else None,
+                          hint=errs[0]["hint"] or "see params/fleets/fleet-demo.yaml",
+                          errors=errs) from None
+
+
+def fleet_json_schema() -> dict:
+    """The JSON Schema of a fleet params file (``capplan schema --fleet``)."""
+    schema = FleetModel.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "capplan fleet params file"
+    return schema
 
 
 def json_schema() -> dict:
