@@ -55,6 +55,7 @@ def test_size_current_is_the_latest_reading_and_model_is_words(tmp_path):
     latest = 60 * gib + 1.5 * gib * days
     assert f.value == latest                                   # not the 24 h mean (~0.75 GiB lower)
     assert f.extra["current_definition"].startswith("latest reading (2026-12-01")
+    assert f.extra["how"].endswith("; current: " + f.extra["current_definition"])
     assert f.extra["utilisation"] == latest / (200 * gib)
     model = f.extra["display"]["model"]
     assert "ewm(" not in model and "season=" not in model

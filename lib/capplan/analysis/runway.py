@@ -246,6 +246,8 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
              "current_definition": ("peak of the last 7 days" if spec.statistic == "max"
                                     else f"latest reading ({latest[1].isoformat()})" if latest
                                     else "mean of the last 24 h")}
+    # the runway table's caption sends the reader to the appendix's How column for "Current"
+    extra["how"] = f"{ev.how}; current: {extra['current_definition']}"
     if limit is None or limit <= 0 or not math.isfinite(limit):
         extra["display"] = {"limit": "no limit set", "utilisation": "n/a", "crossing": "n/a"}
         return RunwayOutcome(Finding(**base, status="no limit", extra=extra,
