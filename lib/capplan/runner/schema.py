@@ -564,15 +564,18 @@ def validate_params(raw: dict, *, path: str) -> ParamsModel:
     try:
         return ParamsModel.model_validate(raw)
     except ValidationError as exc:
-        errs = format_errors(exc, ParamsModel, path=path)
-        first = errs[0]
-        lines = [f"{e['key'] or '(top level)'}: {e['message']}" + (f" ({e['hint']})" if e["hint"] else "")
-                 for e in errs]
-        msg = first["message"] if len(errs) == 1 else \
-            f"{len(errs)} problems:\n  " + "\n  ".join(lines)
-        raise ConfigError(msg, path=path, key=first["key"] if len(errs) == 1 else None,
-                          hint=first["hint"] or "see `capplan schema` and params/demo.yaml",
-                          errors=errs) from None
+        raise _config_error(format_errors(exc, ParamsModel, path=path), path,
+                            "see `capplan schema` and params/demo.yaml") from None
+
+
+def _config_error(errs: list[dict], path: str, default_hint: str) -> ConfigError:
+    """One :class:`ConfigError` listing every problem (its ``errors`` keep them apart)."""
+    lines = [f"{e['key'] or '(top level)'}: {e['message']}" + (f" ({e['hint']})" if e["hint"] else "")
+             for e in errs]
+    msg = errs[0]["message"] if len(errs) == 1 else \
+        f"{len(errs)} problems:\n  " + "\n  ".join(lines)
+    return ConfigError(msg, path=path, key=errs[0]["key"] if len(errs) == 1 else None,
+                       hint=errs[0]["hint"] or default_hint, errors=errs)
 
 
 def validate_fleet(raw: dict, *, path: str) -> FleetModel:
@@ -584,13 +587,7 @@ def validate_fleet(raw: dict, *, path: str) -> FleetModel:
         for e in errs:   # the whole-file rule is about the services key
             if not e["key"] and "services" in e["message"]:
                 e["key"] = "services"
-        lines = [f"{e['key'] or '(top level)'}: {e['message']}" + (f" ({e['hint']})" if e["hint"] else "")
-                 for e in errs]
-        msg = errs[0]["message"] if len(errs) == 1 else \
-            f"{len(errs)} problems:\n  " + "\n  ".join(lines)
-        raise ConfigError(msg, path=path, key=errs[0]["key"] if len(errs) == 1 else None,
-                          hint=errs[0]["hint"] or "see params/fleets/fleet-demo.yaml",
-                          errors=errs) from None
+        raise _config_error(errs, path, "see params/fleets/fleet-demo.yaml") from None
 
 
 def fleet_json_schema() -> dict:
