@@ -501,3 +501,14 @@ def test_kill_9_mid_append_leaves_store_consistent(tmp_path, writer_script, pyth
         got = s.query("x_bytes")
         assert got.groupby("timestamp").size().eq(20).all()
         s.append(_frame(2))  # still writable
+
+
+def test_a_conninfo_dsn_is_never_taken_for_a_file_name(tmp_path, monkeypatch):
+    """Issue 10: a DSN given as a store must not create a SQLite file named after it."""
+    from capplan.errors import ConfigError
+    from capplan.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="env:VARNAME"):
+        open_store("host=127.0.0.1 port=5432 dbname=test password=Sekr1tValue")
+    assert list(tmp_path.iterdir()) == []

@@ -17,11 +17,15 @@ or reads the environment until :func:`open_store` is called.
 from __future__ import annotations
 
 import os
+import re
 
 from capplan.errors import ConfigError
 from capplan.store._common import Store, downsample
 
 __all__ = ["open_store", "downsample", "Store"]
+
+_CONNINFO = re.compile(r"^\s*(host|hostaddr|port|dbname|user|password|service|sslmode)\s*=",
+                       re.IGNORECASE)
 
 
 def open_store(target: str | os.PathLike, *, schema: str = "capplan",
@@ -60,6 +64,12 @@ def open_store(target: str | os.PathLike, *, schema: str = "capplan",
     if target is None or (isinstance(target, str) and not target.strip()):
         raise ConfigError("no store given", key="store",
                           hint="pass a file path such as data/metrics.sqlite or env:VARNAME")
+    if isinstance(target, str) and _CONNINFO.match(target):
+        # a libpq key=value DSN is never a file name: a SQLite file named after it (holding its
+        # password, perhaps) is what a naive fallback would create
+        raise ConfigError("the store looks like a PostgreSQL DSN (key=value ...), not a file path",
+                          key="store", hint="put the DSN in an environment variable and give "
+                                            "env:VARNAME, or pass a postgresql:// URL")
     from capplan.store.sqlite import SQLiteStore
 
     return SQLiteStore(target, busy_timeout_s=busy_timeout_s)
