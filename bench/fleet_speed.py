@@ -30,7 +30,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pandas as pd

@@ -198,3 +198,12 @@ def test_known_secrets_follows_what_params_point_at(tmp_path):
     got = known_secrets(environ=env, params=params)
     assert {"bare-token-value-10", "Team-File-Pw-9"} <= got
     assert "redis://127.0.0.1:6379/0" not in got   # a URL without password is no secret
+
+
+def test_a_profile_with_an_unknown_libpq_keyword_is_a_config_error(tmp_path):
+    f = tmp_path / "credentials.yaml"
+    f.write_text("profiles:\n  db: {host: h, passwrd: 'S3cretPw'}\n")
+    f.chmod(0o600)
+    with pytest.raises(ConfigError, match="unusable libpq keyword") as ei:
+        resolve_pg_conninfo(profile="db", credentials_file=f, environ={})
+    assert "S3cretPw" not in str(ei.value)

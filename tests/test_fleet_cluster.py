@@ -135,7 +135,7 @@ def test_killed_worker_on_a_real_cluster_gives_the_local_cluster_results(tmp_pat
         assert procs["fleet"].returncode == 0, fleet_log
         assert "Traceback" not in fleet_log
         sched_log = (tmp_path / "scheduler.log").read_text()
-        assert f"Remove worker" in sched_log and by_name["w1"] in sched_log
+        assert "Remove worker" in sched_log and by_name["w1"] in sched_log
 
         cluster_latest = tmp_path / "cluster" / "cluster-fleet" / "latest"
         assert Path(out.strip().splitlines()[-1]) == cluster_latest.resolve() / "fleet.html"

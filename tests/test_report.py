@@ -1,6 +1,5 @@
 """The handoff document: structure, provenance of every number, honesty on small samples."""
 import json
-import re
 import subprocess
 import tempfile
 from pathlib import Path

@@ -22,8 +22,7 @@ import pandas as pd
 
 from capplan.errors import CapplanError, InsufficientData
 from capplan.analysis.findings import (P_CROSS_AT_RISK, SEVERITY, Finding, fmt, fmt_date,
-                                       fmt_interval, fmt_time, fmt_window, load_findings,
-                                       read_summary, runway_status, write_summary)
+                                       fmt_interval, fmt_time, fmt_window, read_summary, runway_status)
 
 __all__ = ["build_summary", "evaluate_targets", "statements", "P_CROSS_AT_RISK"]
 

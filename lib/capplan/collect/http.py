@@ -75,7 +75,6 @@ import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import ip_address
 
-import numpy as np
 import pandas as pd
 
 from capplan.collect import register

@@ -238,7 +238,7 @@ class PostgresCollector:
         try:
             with dog:
                 yield
-        except Exception as exc:  # noqa: BLE001 - a cut read fails in libpq's own words
+        except Exception:  # noqa: BLE001 - a cut read fails in libpq's own words
             if dog.fired:
                 raise SourceUnavailable(
                     f"{doing}: no complete answer within timeout_s={self.timeout_s:g}s "

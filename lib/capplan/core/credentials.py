@@ -486,7 +486,7 @@ def resolve_pg_conninfo(*, dsn_env: str | None = None, profile: str | None = Non
             return str(entry["dsn"])
         try:
             return make_conninfo("", **{str(k): str(v) for k, v in entry.items()})
-        except psycopg.ProgrammingError:  # an unknown keyword
+        except psycopg.ProgrammingError as exc:  # an unknown keyword
             raise ConfigError(f"profile '{profile}' has an unusable libpq keyword "
                               f"({type(exc).__name__})", key="profile",
                               hint="use libpq keywords: host, port, user, password, dbname, "

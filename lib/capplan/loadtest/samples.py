@@ -22,7 +22,6 @@ Every malformed input raises :class:`~capplan.errors.ParseError` naming the file
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 from dataclasses import dataclass, field

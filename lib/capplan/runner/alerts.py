@@ -184,7 +184,6 @@ def _capacity_rules(c, selector, by, labels, util_warn, util_crit) -> list[dict]
 
     if c.metric in RATIOS:
         return []
-    fn = "max" if c.statistic == "max" else "sum"
     usage = quantity_expr(c.metric, selector=selector, by=by)
     if c.limit is not None:
         if c.limit <= 0:

@@ -19,7 +19,6 @@ The params file's stem is the run's name: ``params/demo.yaml`` runs into ``outpu
 from __future__ import annotations
 
 import ast
-import difflib
 import io
 import json
 import os
