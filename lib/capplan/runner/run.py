@@ -36,6 +36,7 @@ Exit codes: 0 success, 1 failed, 2 bad params, 3 finished with degraded data.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -125,8 +126,6 @@ def scrub_notebook(path: Path, *, secret_values: tuple[str, ...] = ()) -> None:
     value wherever they appear.  Parameters themselves are kept: params files hold no secrets
     by construction (:func:`capplan.runner.params.check_no_secrets`).
     """
-    from capplan.core.credentials import scrub
-
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -138,16 +137,21 @@ def scrub_notebook(path: Path, *, secret_values: tuple[str, ...] = ()) -> None:
         if pm.get(key):
             pm[key] = Path(pm[key]).name
     pm.pop("environment_variables", None)
-    def clean(obj):  # string by string, so a masked value can never break the JSON around it
-        if isinstance(obj, str):
-            return scrub(obj, secret_values)
-        if isinstance(obj, list):
-            return [clean(v) for v in obj]
-        if isinstance(obj, dict):
-            return {k: clean(v) for k, v in obj.items()}
-        return obj
+    _write_text(path, json.dumps(_scrub_json(nb, secret_values), indent=1, ensure_ascii=False) + "\n")
 
-    _write_text(path, json.dumps(clean(nb), indent=1, ensure_ascii=False) + "\n")
+
+def _scrub_json(obj, secret_values: tuple[str, ...]):
+    """``obj`` with every string (keys too) scrubbed, one by one, so that a masked value can
+    never break the JSON around it."""
+    from capplan.core.credentials import scrub
+
+    if isinstance(obj, str):
+        return scrub(obj, secret_values)
+    if isinstance(obj, list):
+        return [_scrub_json(v, secret_values) for v in obj]
+    if isinstance(obj, dict):
+        return {scrub(str(k), secret_values): _scrub_json(v, secret_values) for k, v in obj.items()}
+    return obj
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -159,17 +163,9 @@ def _write_text(path: Path, text: str) -> None:
             fh.write(text)
         os.replace(tmp, path)
     except OSError as exc:
-        with _suppress_os():
+        with contextlib.suppress(OSError):
             tmp.unlink()
         raise _output_error(exc, path) from None
-
-
-class _suppress_os:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, et, ev, tb):
-        return et is not None and issubclass(et, OSError)
 
 
 def _output_error(exc: OSError, path: Path) -> OutputError:
@@ -183,11 +179,12 @@ def _output_error(exc: OSError, path: Path) -> OutputError:
                             "--outputs DIR; the previous report and the store are untouched")
 
 
-def _env_secrets() -> tuple[str, ...]:
-    """The secret values in play (environment, credential files, DSN parts) in every form."""
+def _env_secrets(params_values: dict | None = None) -> tuple[str, ...]:
+    """The secret values in play (environment, credential files, DSN parts, and the variables
+    the params' ``*_env`` keys name) in every form."""
     from capplan.core.credentials import known_secrets
 
-    return tuple(known_secrets(params=_PARAMS_IN_PLAY.get("values")))
+    return tuple(known_secrets(params=params_values))
 
 
 def _scrub_file(path: Path, secret_values: tuple[str, ...]) -> None:
@@ -206,15 +203,7 @@ def _scrub_file(path: Path, secret_values: tuple[str, ...]) -> None:
         except json.JSONDecodeError:
             obj = None
         if obj is not None:
-            def clean(o):
-                if isinstance(o, str):
-                    return scrub(o, secret_values)
-                if isinstance(o, list):
-                    return [clean(v) for v in o]
-                if isinstance(o, dict):
-                    return {scrub(k, secret_values): clean(v) for k, v in o.items()}
-                return o
-            cleaned = clean(obj)
+            cleaned = _scrub_json(obj, secret_values)
             if cleaned != obj:
                 _write_text(path, json.dumps(cleaned, indent=2, ensure_ascii=False) + "\n")
             return
@@ -358,13 +347,12 @@ def run_report(params_path: str | Path, *, outputs: str | Path | None = None,
     return res
 
 
-_PARAMS_IN_PLAY: dict = {}
-
-
 def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
                 run_timeout_s: float | None, kernel: str, pipeline: tuple[str, ...],
                 log_output: bool) -> RunResult:
-    _PARAMS_IN_PLAY["values"] = params.values   # their *_env names lead to more secret values
+    secrets_ = _env_secrets(params.values)
+    project = project_root(params.path)
+    collected: dict = {}
     run_id = new_run_id()
     work = _prepare_dir(name_dir, run_id)
     started = time.time()
@@ -399,7 +387,6 @@ def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
                     status = "failed"
                     break
                 timeout = min(timeout, left)
-            project = project_root(params.path)
             # progress on the terminal, project folder and quiet kernel (runner/progress.py)
             with notebook_step(nb, work, project, entry) as extra:
                 try:
@@ -423,7 +410,6 @@ def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
             results.append(entry)
             if status == "failed":
                 break
-        secrets_ = _env_secrets()
         for entry in results:
             p = work / entry["notebook"]
             if p.exists():
@@ -435,13 +421,13 @@ def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
         for p in [*(work / "findings").glob("*.json"), work / "summary.json", work / "report.md",
                   work / "report.html"]:
             _scrub_file(p, secrets_)
+        collected = _collect_meta(work)
         if status == "ok":
             summary = work / "summary.json"
             try:
                 doc = json.loads(summary.read_text()) if summary.exists() else None
             except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 doc = None
-            collected = _collect_meta(work)
             if collected.get("no_data"):
                 status = "failed"
                 results.append({"notebook": "01-collect.ipynb", "status": "failed", "duration_s": 0,
@@ -464,29 +450,27 @@ def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
             "name": params.name,
             "run_id": run_id,
             "status": status,
-            "params_file": os.path.relpath(Path(params.path).resolve(), project_root(params.path))
-            if Path(params.path).resolve().is_relative_to(project_root(params.path))
-            else Path(params.path).name,
+            "params_file": os.path.relpath(Path(params.path).resolve(), project)
+            if Path(params.path).resolve().is_relative_to(project) else Path(params.path).name,
             "params": params.values,
             "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
             "finished": datetime.now(timezone.utc).isoformat(),
             "duration_s": round(time.time() - started, 3),
             "notebooks": results,
-            "git_revision": _git_revision(project_root(params.path)),
+            "git_revision": _git_revision(project),
             "versions": _versions(),
             "kernel": kernel,
             "cell_timeout_s": cell_timeout_s,
         }
-        from capplan.core.credentials import scrub
-
+        manifest = json.loads(json.dumps(manifest, default=str))   # dates and paths as text
         _write_text(work / "manifest.json",
-                    scrub(json.dumps(manifest, indent=2, default=str), secrets_) + "\n")
+                    json.dumps(_scrub_json(manifest, secrets_), indent=2) + "\n")
     finally:
         for lg in (log, logging.getLogger("papermill")):
             lg.removeHandler(handler)
         handler.close()
-        with _suppress_os():
-            _scrub_file(work / "run.log", _env_secrets())
+        with contextlib.suppress(OSError):
+            _scrub_file(work / "run.log", secrets_)
     final = name_dir / run_id
     try:
         os.rename(work, final)
@@ -496,7 +480,7 @@ def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
         raise _output_error(exc, final) from None
     return RunResult(name=params.name, run_id=run_id, run_dir=final, status=status,
                      notebooks=results, duration_s=round(time.time() - started, 3),
-                     failed_sources=_collect_meta(final).get("entries", []))
+                     failed_sources=collected.get("entries", []))
 
 
 def _collect_meta(work: Path) -> dict:
