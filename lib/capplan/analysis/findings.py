@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -33,9 +34,15 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["SUMMARY_SCHEMA", "Finding", "fmt", "fmt_interval", "fmt_date", "save_findings",
+__all__ = ["SUMMARY_SCHEMA", "slug", "Finding", "fmt", "fmt_interval", "fmt_date", "save_findings",
            "load_findings", "write_summary", "read_summary", "SEVERITY", "STATUS_WORDS",
            "P_CROSS_AT_RISK", "runway_status", "fmt_time", "fmt_window"]
+
+
+def slug(text: str) -> str:
+    """The file-name form of a name, used for finding ids and figure files: lower case, ``_``
+    between words (``Redis memory`` and ``redis-memory`` are both ``redis_memory``)."""
+    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
 
 SUMMARY_SCHEMA = 1
 #: status -> severity rank (higher is worse), used to order the executive summary

@@ -33,7 +33,7 @@ import pandas as pd
 
 from capplan.errors import CapplanError, ConfigError, InsufficientData
 from capplan.analysis.evidence import load_series
-from capplan.analysis.findings import Finding, fmt, fmt_date
+from capplan.analysis.findings import slug, Finding, fmt, fmt_date
 
 __all__ = ["CapacitySpec", "parse_capacity", "analyse_capacity", "RunwayOutcome", "describe_model",
            "is_size_type"]
@@ -101,9 +101,6 @@ class RunwayOutcome:
     figure: str | None
     forecast_frame: pd.DataFrame | None
 
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 _SEASON_WORDS = {"none": "no daily or weekly cycle", "day": "daily cycle", "week": "daily and weekly cycle"}
@@ -217,7 +214,7 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
     :class:`capplan.report.figures.FigureWriter`, given by the runner) draws the forecast figure.
     """
     from capplan.models.growth import fit_forecast, time_to_limit
-    fid = f"runway.{_slug(spec.name)}"
+    fid = f"runway.{slug(spec.name)}"
     start = None if end is None else end - pd.Timedelta(days=lookback_days)
     try:
         ev = load_series(store, spec.metric, start=start, end=end, grain=grain,
@@ -287,7 +284,7 @@ def analyse_capacity(store, spec: CapacitySpec, *, end: pd.Timestamp | None = No
                         "model": describe_model(fc.model, grain, len(fc.history))}
     figure = None
     if plots is not None:
-        figure = plots.forecast(f"runway_{_slug(spec.name)}", y, fc.frame,
+        figure = plots.forecast(f"runway_{slug(spec.name)}", y, fc.frame,
                                 title=f"{spec.name}: history and forecast", unit=ev.unit, limit=limit,
                                 crossing=(rw.crossing, rw.crossing_lo, rw.crossing_hi))
         extra["figure"] = figure

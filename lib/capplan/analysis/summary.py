@@ -13,7 +13,6 @@ intervals count events (requests, lookups) and are exact in the Wilson sense.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,15 +20,12 @@ import numpy as np
 import pandas as pd
 
 from capplan.errors import CapplanError, InsufficientData
-from capplan.analysis.findings import (P_CROSS_AT_RISK, SEVERITY, Finding, fmt, fmt_date,
+from capplan.analysis.findings import (slug, P_CROSS_AT_RISK, SEVERITY, Finding, fmt, fmt_date,
                                        fmt_interval, fmt_time, fmt_window, read_summary, runway_status)
 
 __all__ = ["build_summary", "evaluate_targets", "statements", "P_CROSS_AT_RISK"]
 
 
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def _target_text(t) -> str:
@@ -231,7 +227,7 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
     wins = windows_for(start, end, baseline_days=baseline_days, current_days=current_days)
     cur_start, _ = wins.current
     for t in targets:
-        fid = f"target.{_slug(t.name)}"
+        fid = f"target.{slug(t.name)}"
         try:
             if t.is_slo and t.total_metric is None:     # a latency SLO from histogram buckets
                 span = min(t.window, end - start)
@@ -257,7 +253,7 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
                     elapsed = (cum_total.index - w0) / t.window
                     allowed = s.budget_fraction * cum_total / np.maximum(elapsed, 1e-9)
                     remaining = (1 - cum_bad / allowed.replace(0, np.nan)).dropna()
-                    fig = plots.slo(f"slo_{_slug(t.name)}", remaining,
+                    fig = plots.slo(f"slo_{slug(t.name)}", remaining,
                                     title=f"{t.name}: error budget")
                 from capplan.models.blocks import blocks_text
 
@@ -296,7 +292,7 @@ def evaluate_targets(st, targets, *, start, end, baseline_days: int, current_day
             fig = None
             if plots is not None and t.unit == "seconds" and cur_samples is not None and base_samples is not None:
                 fig = plots.latency(
-                    f"latency_{_slug(t.name)}", base_samples, cur_samples,
+                    f"latency_{slug(t.name)}", base_samples, cur_samples,
                     title=f"{t.name}: baseline vs current",
                     labels=(f"baseline ({fmt_window(*wins.baseline)})",
                             f"current ({fmt_window(*window)})"),

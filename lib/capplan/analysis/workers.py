@@ -37,13 +37,12 @@ What is computed (:func:`analyse_worker_pool`), from the store over the last ``w
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from capplan.analysis.findings import Finding, fmt, fmt_date
+from capplan.analysis.findings import slug, Finding, fmt, fmt_date
 from capplan.errors import CapplanError, ConfigError, InsufficientData
 
 __all__ = ["WorkerPoolSpec", "parse_worker_pools", "analyse_worker_pool", "PoolEvidence",
@@ -70,9 +69,6 @@ class WorkerPoolSpec:
     window_days: float = 7.0
     source: str | None = None
 
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def parse_worker_pools(raw: list | None, *, path: str = "params") -> tuple[WorkerPoolSpec, ...]:
@@ -233,7 +229,7 @@ def analyse_worker_pool(store, spec: WorkerPoolSpec, *, end: pd.Timestamp | None
     finding instead of raising."""
     from capplan.models.queueing import headroom, mmc, servers_for_wait
 
-    fid = f"workers.{_slug(spec.name)}"
+    fid = f"workers.{slug(spec.name)}"
     if end is None:
         return [Finding(fid, "workers", spec.name, status="insufficient data",
                         detail="the store holds no samples")]

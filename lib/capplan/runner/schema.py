@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
                       field_validator, model_validator)
 
+from capplan.analysis.findings import slug
 from capplan.errors import ConfigError
 
 __all__ = ["ParamsModel", "FleetModel", "validate_params", "validate_fleet", "json_schema",
@@ -54,11 +55,6 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
     if not sec > 0:
         raise ValueError(f"{what} {text!r} must be longer than zero")
     return sec
-
-
-def slug(text: str) -> str:
-    """The file-name form of a name (figures, finding ids): lower case, ``_`` between words."""
-    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
 
 
 def _finite(v: float | None, *, positive: bool = False, nonneg: bool = False) -> float | None:
