@@ -12,7 +12,7 @@ DATA = Path(__file__).resolve().parents[1] / "lib" / "capplan" / "data" / "demo_
 def test_demo_report_shows_the_load_test_comparison_with_the_cli_verdicts(demo_run, tmp_path, capsys):
     s = json.loads((demo_run.run_dir / "summary.json").read_text())
     lt = {f["metric"]: f for f in s["sections"]["changes"] if f["id"].startswith("change.loadtest.")}
-    assert set(lt) == {"throughput", "mean", "p50", "p95", "p99", "error_rate"} or len(lt) == 6
+    assert len(lt) == 6 and "throughput" in lt
     cmp = compare_loadtests(str(DATA / "baseline"), str(DATA / "candidate"), min_runs=2)
     cli = {f["metric"]: f["status"] for f in cmp.to_findings()}
     assert {m: f["status"] for m, f in lt.items()} == cli

@@ -417,7 +417,7 @@ def _run_locked(params: Params, name_dir: Path, *, cell_timeout_s: float,
                     scrub_notebook(p, secret_values=secrets_)
                 except OutputError as exc:
                     status = "failed"
-                    entry.update(status="failed", error=exc.message)
+                    entry.update(status="failed", error=f"{exc.message} — how to fix: {exc.hint}")
         for p in [*(work / "findings").glob("*.json"), work / "summary.json", work / "report.md",
                   work / "report.html"]:
             _scrub_file(p, secrets_)
