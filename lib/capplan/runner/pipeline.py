@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from capplan.errors import ConfigError, InsufficientData
+from capplan.analysis.evidence import data_end  # re-exported: the report's "now"
 from capplan.analysis.findings import Finding, save_findings
 from capplan.runner.params import project_root
 
@@ -50,11 +51,6 @@ def open_run_store(store: str, run_dir: Path):
     return open_store(store_location(store, run_dir))
 
 
-def data_end(store) -> pd.Timestamp | None:
-    """The newest sample in the store: the report's "now"."""
-    from capplan.analysis.evidence import data_end as _data_end
-
-    return _data_end(store)
 
 
 # --- 01-collect --------------------------------------------------------------------------------
