@@ -56,10 +56,10 @@ class Counting:
 
     def snapshot(self):
         self.calls += 1
-        if self.calls in self.fail_on:
-            raise SourceUnavailable("refused (simulated)", source=self.source)
         if self.calls in self.stall_on:
             time.sleep(self.stall_s)
+        if self.calls in self.fail_on:
+            raise SourceUnavailable("refused (simulated)", source=self.source)
         return build_frame(time.time(), self.source,
                            [("test_ops_total", None, float(self.calls), "counter", "operations")])
 
@@ -102,6 +102,17 @@ def test_slow_source_is_a_gap_but_its_late_frame_is_kept():
     assert (f[f.source == "test:slow"].metric == "test_ops_total").sum() == slow.calls
     assert any("slower than the interval" in x["error"] or "no answer" in x["error"]
                for x in res.failures)
+
+
+def test_slow_read_that_then_fails_keeps_its_reason():
+    """A read that misses its round and then raises: the gap is counted once, and the failure
+    list says why it failed, not only that it was late (the reason used to be dropped)."""
+    late = Counting("late", fail_on={1}, stall_on={1}, stall_s=0.25)
+    res = collect([late], ListStore(), duration_s=0.1, interval_s=0.1, progress=False)
+    assert res.rounds == 1 and res.sources["test:late"] == {"ok": 0, "failed": 1}
+    errors = [x["error"] for x in res.failures]
+    assert any("no answer" in e for e in errors), errors
+    assert any("refused (simulated)" in e and "after its round" in e for e in errors), errors
 
 
 def test_stop_event_ends_early_and_everything_is_written():

@@ -112,8 +112,11 @@ def test_issue10_item3_live_run_with_undecodable_pg_passwords_writes_them_nowher
                    for s in secrets for form in _forms(s) | {secrets[s].encode()})
     # the failures were recorded (so the error texts did reach the outputs, scrubbed)
     collect_nb = next(p for p in files if p.name == "01-collect.ipynb").read_text()
+    failed = json.loads(next(p for p in files if p.name == "summary.json").read_text())[
+        "failed_sources"]
     assert "userinfo" in collect_nb and "***" in (collect_nb + "".join(
-        p.read_text(errors="replace") for p in files if p.suffix in (".json", ".log", ".md")))
+        p.read_text(errors="replace") for p in files if p.suffix in (".json", ".log", ".md"))), \
+        failed
 
 
 @pytest.mark.parametrize("case, yaml_text", [

@@ -88,6 +88,9 @@ class CollectResult:
         }
 
 
+LATE_GRACE_S = 2.0
+
+
 def _source_of(c: Collector) -> str:
     return str(getattr(c, "source", None) or c.name)
 
@@ -180,7 +183,10 @@ def collect(collectors: Sequence[Collector], store, *, duration_s: float, interv
         stop.set()
     finally:
         interrupted = stop.is_set() and rounds < n_rounds
-        _harvest(pending, names, writer, stats, failures, wait=True, timeout=interval_s)
+        # reads still running get a short grace (at least 2 s), so that their data or the reason
+        # they failed is kept rather than dropped; a hung source cannot hold the exit longer
+        _harvest(pending, names, writer, stats, failures, wait=True,
+                 timeout=max(interval_s, LATE_GRACE_S))
         pool.shutdown(wait=False, cancel_futures=True)
         restore()
         if bar is not None:
@@ -258,9 +264,10 @@ def _take(fut: Future, name, writer, stats, failures) -> tuple[bool, float]:
     return False, math.nan
 
 
-def _fail(name, text, stats, failures, ts) -> None:
+def _fail(name, text, stats, failures, ts, *, count: bool = True) -> None:
     text = scrub_all(text)
-    stats[name]["failed"] += 1
+    if count:
+        stats[name]["failed"] += 1
     if not stats[name].get("_down"):
         log.warning("%s: read failed (recorded as a gap; collection goes on): %s", name, text)
     stats[name]["_down"] = True
@@ -277,12 +284,15 @@ def _harvest(pending, names, writer, stats, failures, *, wait: bool, timeout: fl
         if fut.done():
             del pending[name]
             exc = fut.exception()
-            if exc is None:
-                frame, _ = fut.result()
-                try:
-                    writer.add(validate_frame(frame, where=f"snapshot of {name}"))
-                except CapplanError as bad:
-                    _fail(name, str(bad), stats, failures, time.time())
+            if exc is not None:   # the round already counted the gap; keep the reason it failed
+                _fail(name, f"{type(exc).__name__}: {exc} (answered after its round)", stats,
+                      failures, time.time(), count=False)
+                continue
+            frame, _ = fut.result()
+            try:
+                writer.add(validate_frame(frame, where=f"snapshot of {name}"))
+            except CapplanError as bad:
+                _fail(name, str(bad), stats, failures, time.time(), count=False)
 
 
 def _install_signal_handlers(stop: threading.Event):
