@@ -87,6 +87,34 @@ def _med3(a: float, b: float, c: float) -> float:
 
 
 # --- components -------------------------------------------------------------------------------
+#
+# Every component is computed at all origins of the backtest (and the final origin) at once: one
+# row per origin.  The single-origin functions are the same code with one row, so the backtest
+# and the final forecast (and :mod:`capplan.models.growth`) cannot drift apart.
+
+def season_profiles(zf: np.ndarray, origins, m: int, kmax: int) -> np.ndarray | None:
+    """:func:`season_profile` at every origin (rows, shape (origins, m)); None when any origin has
+    fewer than 2 cycles."""
+    O = np.asarray(origins, dtype=np.int64)
+    h = m // 2
+    K = np.minimum(kmax, (O - 2 * h) // m)
+    if K.size == 0 or K.min() < 2:
+        return None
+    out = np.empty((O.size, m))
+    for k in np.unique(K).tolist():
+        g = np.flatnonzero(K == k) if K[0] != K[-1] else slice(None)
+        start = O[g] - h - k * m
+        seg = zf[(start - h)[:, None] + np.arange(k * m + 2 * h)]
+        cs = np.zeros((seg.shape[0], seg.shape[1] + 1))
+        np.cumsum(seg, axis=1, out=cs[:, 1:])
+        ma = (cs[:, m:m + k * m] - cs[:, :k * m]) / m
+        block = (seg[:, h:h + k * m] - ma).reshape(-1, k, m)
+        prof = np.median(block, axis=1) if k >= 3 else block.mean(axis=1)
+        prof = prof - prof.mean(axis=1, keepdims=True)
+        rows = np.arange(O.size)[g]
+        out[rows[:, None], (start[:, None] + np.arange(m)) % m] = prof
+    return out
+
 
 def season_profile(zf: np.ndarray, o: int, m: int, kmax: int) -> np.ndarray | None:
     """Seasonal profile (length m, by phase t % m, mean 0) from the last <= kmax cycles before o.
@@ -96,20 +124,60 @@ def season_profile(zf: np.ndarray, o: int, m: int, kmax: int) -> np.ndarray | No
     taken (a step or a spike disturbs one cycle, not the median).  The last half cycle before o
     has no centred average and is not used.  None when fewer than 2 cycles are available.
     """
-    h = m // 2
-    k = min(kmax, (o - 2 * h) // m)
-    if k < 2:
+    S = season_profiles(zf, [o], m, kmax)
+    return None if S is None else S[0]
+
+
+def weekly_profiles(zf: np.ndarray, origins, m: int, kmax: int, m_day: int,
+                    Sd: np.ndarray | None = None) -> np.ndarray | None:
+    """:func:`weekly_profile` at every origin (rows); ``Sd``: the daily profiles at the same
+    origins (rows) if already computed.  None when any origin has no daily profile."""
+    O = np.asarray(origins, dtype=np.int64)
+    if Sd is None:
+        Sd = season_profiles(zf, O, m_day, KMAX["day"])
+    if Sd is None:
         return None
-    end = o - h
-    start = end - k * m
-    seg = zf[start - h:end + h]
-    cs = np.concatenate(([0.0], np.cumsum(seg)))
-    ma = (cs[m:m + k * m] - cs[:k * m]) / m
-    block = (zf[start:end] - ma).reshape(k, m)
-    prof = np.median(block, axis=0) if k >= 3 else block.mean(axis=0)
-    prof = prof - prof.mean()
-    out = np.empty(m)
-    out[(start + np.arange(m)) % m] = prof
+    base = Sd[:, np.arange(m) % m_day]
+    out = base.copy()                       # fewer than two weeks: the daily profile
+    K = np.minimum(kmax, O // m)
+    for k in np.unique(K[K >= 2]).tolist():
+        g = np.flatnonzero(K == k)
+        G = g.size
+        start = O[g] - k * m
+        t = start[:, None] + np.arange(k * m)
+        x = zf[t] - base[g[:, None], t % m]
+        cs = np.zeros((G, k * m + 1))
+        np.cumsum(x, axis=1, out=cs[:, 1:])
+        ma_valid = (cs[:, m:] - cs[:, :-m]) / m            # centred at i + m/2
+        nv = ma_valid.shape[1]
+        pos = np.arange(nv) + m / 2
+        mv = ma_valid.mean(axis=1)
+        if nv >= 2:
+            pc = pos - pos.mean()
+            ppc = np.dot(pc, pc)
+            b1 = np.array([np.dot(pc, ma_valid[i] - mv[i]) for i in range(G)]) / ppc
+            b0 = mv - b1 * pos.mean()
+        else:
+            b1, b0 = np.zeros(G), ma_valid[:, 0]
+        ma = b0[:, None] + b1[:, None] * np.arange(k * m)
+        lo = int(np.ceil(m / 2))
+        ma[:, lo:lo + nv] = ma_valid
+        blocks = (x - ma).reshape(G, k, m)
+        if k >= 3:   # robust: bursts in one week must not hide a real weekly cycle
+            med = np.median(blocks, axis=1)
+            dev = med - med.mean(axis=1, keepdims=True)
+            mad = np.median(np.abs(blocks - med[:, None, :]), axis=1)
+            noise = np.mean((1.4826 * mad) ** 2, axis=1) * (np.pi / 2) / k   # var of a median
+        else:
+            dev = blocks.mean(axis=1)
+            dev = dev - dev.mean(axis=1, keepdims=True)
+            noise = np.mean(blocks.var(axis=1, ddof=1), axis=1) / k
+        signal = np.maximum(0.0, np.mean(dev ** 2, axis=1) - noise)
+        tot = signal + noise
+        w = np.where(tot > 0, signal / np.where(tot > 0, tot, 1.0), 0.0)
+        og = base[g]
+        og[np.arange(G)[:, None], (start[:, None] + np.arange(m)) % m] += w[:, None] * dev
+        out[g] = og - og.mean(axis=1, keepdims=True)
     return out
 
 
@@ -129,48 +197,47 @@ def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int,
     real weekly cycle is kept from two weeks on, a noisy one fades toward the daily profile.
     With fewer than two weeks it *is* the daily profile.  None without a daily profile.
     """
-    if Sd is None:
-        Sd = season_profile(zf, o, m_day, KMAX["day"])
-    if Sd is None:
-        return None
-    base = Sd[np.arange(m) % m_day]
-    k = min(kmax, o // m)
-    if k < 2:
-        return base
-    start = o - k * m
-    x = zf[start:o] - base[np.arange(start, o) % m]
-    cs = np.concatenate(([0.0], np.cumsum(x)))
-    ma_valid = (cs[m:] - cs[:-m]) / m                  # centred at i + m/2
-    pos = np.arange(ma_valid.size) + m / 2
-    if ma_valid.size >= 2:
-        pc = pos - pos.mean()
-        b1 = float(np.dot(pc, ma_valid - ma_valid.mean()) / np.dot(pc, pc))
-        b0 = float(ma_valid.mean() - b1 * pos.mean())
-    else:
-        b1, b0 = 0.0, float(ma_valid[0])
-    ma = b0 + b1 * np.arange(x.size)
-    lo = int(np.ceil(m / 2))
-    ma[lo:lo + ma_valid.size] = ma_valid
-    blocks = (x - ma).reshape(k, m)
-    dev = np.median(blocks, axis=0) if k >= 3 else blocks.mean(axis=0)
-    dev = dev - dev.mean()
-    if k >= 3:   # robust: bursts in one week must not hide a real weekly cycle
-        mad = np.median(np.abs(blocks - np.median(blocks, axis=0)), axis=0)
-        noise = float(np.mean((1.4826 * mad) ** 2)) * (np.pi / 2) / k   # var of a median
-    else:
-        noise = float(np.mean(blocks.var(axis=0, ddof=1))) / k
-    signal = max(0.0, float(np.mean(dev ** 2)) - noise)
-    w = signal / (signal + noise) if signal + noise > 0 else 0.0
-    out = base.copy()
-    out[(start + np.arange(m)) % m] += w * dev
-    return out - out.mean()
+    S = weekly_profiles(zf, [o], m, kmax, m_day, None if Sd is None else Sd[None, :])
+    return None if S is None else S[0]
+
+
+def _med3_rows(X: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """:func:`med3` of every row's last ``size`` values (right-aligned rows, NaN before)."""
+    G, W = X.shape
+    if W < 3 or size.min() < 3:
+        out = np.full((G, W), np.nan)
+        for i in range(G):
+            out[i, W - size[i]:] = med3(X[i, W - size[i]:])
+        return out
+    out = np.empty((G, W))
+    a, b, c = X[:, :-2], X[:, 1:-1], X[:, 2:]
+    out[:, 1:-1] = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    # ends: the median of the first / last three (a one-point spike at the edge is not a level)
+    r = np.arange(G)
+    f = W - size
+    a, b, c = X[r, f], X[r, f + 1], X[r, f + 2]
+    out[r, f] = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    a, b, c = X[:, -3], X[:, -2], X[:, -1]
+    out[:, -1] = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    if f.max() > 0:
+        out[np.arange(W)[None, :] < f[:, None]] = np.nan
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _ewm_weights(alpha: float, k: int) -> tuple[np.ndarray, float]:
+    w = alpha * (1 - alpha) ** np.arange(k)[::-1]
+    return w, w.sum()
+
+
+def _ewm_k(alpha: float) -> int:
+    return int(np.ceil(np.log(1e-4) / np.log(1 - alpha))) + 1
 
 
 def ewm_last(x: np.ndarray, alpha: float) -> float:
     """Final value of simple exponential smoothing (Brown 1956) with weights normalised to 1."""
-    k = min(x.size, int(np.ceil(np.log(1e-4) / np.log(1 - alpha))) + 1)
-    w = alpha * (1 - alpha) ** np.arange(k)[::-1]
-    return float(np.dot(w, x[-k:]) / w.sum())
+    w, ws = _ewm_weights(alpha, min(x.size, _ewm_k(alpha)))
+    return float(np.dot(w, x[-w.size:]) / ws)
 
 
 def block_medians(d: np.ndarray, L: int) -> np.ndarray:
@@ -211,72 +278,111 @@ def trend_stats(d: np.ndarray, L: int) -> tuple[float, float, int]:
 
 
 @dataclass
-class Prepared:
-    """Per (transform, period, origin): deseasonalised window and profile, shared by candidates."""
+class Windows:
+    """Per (transform, period), one row per origin (the final origin last): the seasonal profiles
+    and the deseasonalised, spike-filtered trend windows, shared by all candidates."""
 
-    S: np.ndarray | None
-    d: np.ndarray          # deseasonalised, spike-filtered values before the origin (trend window)
-    o: int
-    lv: int                # the level is estimated from d[lv:] (after the last level shift)
+    S: np.ndarray | None   # (rows, m) profiles, None without season
+    D: np.ndarray          # (rows, W) windows before each origin, right-aligned, NaN before
+    size: np.ndarray       # (rows,) window lengths
+    lv: np.ndarray         # (rows,) the level is estimated from d[lv:] (after the last level shift)
+    o: np.ndarray          # (rows,) origins
     cache: dict = field(default_factory=dict)
 
+    def d(self, r: int) -> np.ndarray:
+        """Row r's window (1-D)."""
+        return self.D[r, self.D.shape[1] - self.size[r]:]
 
-def prepare(zf: np.ndarray, o: int, m: int, kmax: int, L: int, t_start: int,
-            l_start: int = 0, m_day: int = 0, day: dict | None = None) -> Prepared | None:
-    """``day``: {origin: daily profile} already computed for this transform (reused by the weekly
-    profile)."""
+
+def prepare(zf: np.ndarray, origins, m: int, kmax: int, L: int, t_start, l_start,
+            m_day: int = 0, Sd: np.ndarray | None = None) -> Windows | None:
+    """Profiles and trend windows at every origin (``t_start`` / ``l_start``: per origin, where
+    the trend window / the level may start).  ``Sd``: the daily profiles at the same origins,
+    already computed for this transform (reused by the weekly profile).  None when a profile is
+    missing at any origin."""
+    O = np.asarray(origins, dtype=np.int64)
     if m and m_day and m > m_day:
-        S = weekly_profile(zf, o, m, kmax, m_day, None if day is None else day.get(o))
-        if S is None:
-            return None
+        S = weekly_profiles(zf, O, m, kmax, m_day, Sd)
     elif m:
-        S = season_profile(zf, o, m, kmax)
-        if S is None:
-            return None
+        S = season_profiles(zf, O, m, kmax)
     else:
         S = None
-    lo = max(t_start, o - TREND_BLOCKS * L, 0)
-    lo = min(lo, max(o - 2 * L, 0))
-    seg = zf[lo:o]
+    if m and S is None:
+        return None
+    lo = np.maximum(np.maximum(np.asarray(t_start, dtype=np.int64), O - TREND_BLOCKS * L), 0)
+    lo = np.minimum(lo, np.maximum(O - 2 * L, 0))
+    size = O - lo
+    W = int(size.max())
+    J = O[:, None] - W + np.arange(W)
+    pad = J < lo[:, None]
+    if pad.any():
+        J = np.where(pad, lo[:, None], J)
+    seg = zf[J]
     if S is not None:
-        seg = seg - S[np.arange(lo, o) % m]
-    return Prepared(S=S, d=med3(seg), o=o, lv=max(0, min(l_start - lo, seg.size - 1)))
+        seg = seg - S[np.arange(O.size)[:, None], J % m]
+    lv = np.maximum(0, np.minimum(np.asarray(l_start, dtype=np.int64) - lo, size - 1))
+    return Windows(S=S, D=_med3_rows(seg, size), size=size, lv=lv, o=O)
 
 
-def _level(p: Prepared, spec: Spec, L: int) -> tuple[float, float]:
-    """(level, lag in steps) of the level rule on the deseasonalised window, cached per window."""
+def _levels(p: Windows, spec: Spec, L: int) -> tuple[np.ndarray, np.ndarray]:
+    """(level, lag in steps) of the level rule at every origin, cached per rule."""
     key = (spec.level, spec.lpar)
     if key not in p.cache:
-        d = p.d[p.lv:]
+        W = p.D.shape[1]
+        avail = p.size - p.lv
+        level = np.empty(p.size.size)
         if spec.level == "ewm":
-            p.cache[key] = (ewm_last(d, spec.lpar), (1 - spec.lpar) / spec.lpar)
+            k = np.minimum(avail, _ewm_k(spec.lpar))
+            for kk in np.unique(k).tolist():
+                g = np.flatnonzero(k == kk)
+                w, ws = _ewm_weights(spec.lpar, kk)
+                X = p.D[:, W - kk:]
+                level[g] = [np.dot(w, X[i]) / ws for i in g.tolist()]
+            lag = np.full(level.size, (1 - spec.lpar) / spec.lpar)
         else:
-            w = min(L, d.size)
-            p.cache[key] = (float(np.median(d[-w:])), (w - 1) / 2)
+            w = np.minimum(L, avail)
+            for ww in np.unique(w).tolist():
+                g = np.flatnonzero(w == ww)
+                level[g] = np.median(p.D[g, W - ww:], axis=1)
+            lag = (w - 1) / 2
+        p.cache[key] = (level, lag)
     return p.cache[key]
 
 
-def _slope(p: Prepared, L: int) -> float:
+def _slopes(p: Windows, L: int) -> np.ndarray:
+    """Theil-Sen slope of the block medians of every window, cached."""
     if "slope" not in p.cache:
-        p.cache["slope"] = theil_sen(block_medians(p.d, L), L)
+        G, W = p.D.shape
+        nb = p.size // L
+        NB = int(nb.max())
+        out = np.zeros(G)
+        if NB >= 3:
+            B = p.D[:, W - NB * L:].reshape(G, NB, L)
+            rows = np.flatnonzero(nb >= 3)
+            for v in np.unique(nb[rows]).tolist():
+                g = rows[nb[rows] == v]
+                bm = np.median(B[g, NB - v:], axis=2)
+                i, j = _pairs(v)
+                out[g] = np.median((bm[:, j] - bm[:, i]) / (j - i), axis=1) / L
+        p.cache["slope"] = out
     return p.cache["slope"]
 
 
-def season_matrix(ps: list[Prepared], m: int, H: int) -> np.ndarray | None:
-    """Seasonal terms for steps o .. o+H-1 of every window (rows), or None without season."""
+def season_matrix(p: Windows, m: int, H: int, rows: slice) -> np.ndarray | None:
+    """Seasonal terms for steps o .. o+H-1 of the windows ``rows``, or None without season."""
     if not m:
         return None
-    idx = (np.array([p.o for p in ps])[:, None] + np.arange(H)[None, :]) % m
-    return np.take_along_axis(np.array([p.S for p in ps]), idx, axis=1)
+    idx = (p.o[rows][:, None] + np.arange(H)[None, :]) % m
+    return np.take_along_axis(p.S[rows], idx, axis=1)
 
 
-def forecast_matrix(ps: list[Prepared], spec: Spec, H: int, L: int,
+def forecast_matrix(p: Windows, spec: Spec, H: int, L: int, rows: slice,
                     S: np.ndarray | None) -> np.ndarray:
-    """Point forecasts (transformed space), one row per window, for steps o .. o+H-1."""
-    lv = np.array([_level(p, spec, L) for p in ps])
-    level, lag = lv[:, 0], lv[:, 1]
+    """Point forecasts (transformed space), one row per window in ``rows``, steps o .. o+H-1."""
+    level, lag = _levels(p, spec, L)
+    level, lag = level[rows], lag[rows]
     if spec.trend != "none":
-        b = np.array([_slope(p, L) for p in ps])
+        b = _slopes(p, L)[rows]
         h, damped = _steps(H)
         f = (level + b * lag)[:, None] + b[:, None] * (h if spec.trend == "linear" else damped)
     else:
@@ -299,7 +405,6 @@ def local_noise(y: np.ndarray, o: int, w: int) -> float:
     if dd.size < 4:
         return float("nan")
     return 1.4826 * float(np.median(np.abs(dd - np.median(dd))))
-
 
 # --- intervals --------------------------------------------------------------------------------
 
@@ -539,7 +644,7 @@ def noise_pool(z: np.ndarray, spec: Spec, got, L: int) -> np.ndarray | None:
     w = min(n, RESID_BLOCKS * L)
     x = z[n - w:]
     if got is not None and spec.period:
-        x = x - got[1].S[np.arange(n - w, n) % spec.period]
+        x = x - got[0].S[-1][np.arange(n - w, n) % spec.period]
     k = int(L) | 1
     if x.size < 2 * k:
         return None
@@ -592,6 +697,12 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         return c[-1] if c else 0
 
     m_day = next((m for m, nm in periods.items() if nm == "day"), 0)
+    # every component is computed at the F fold origins and the final origin n at once (rows)
+    F = len(origins)
+    O = np.array([*origins, n], dtype=np.int64)
+    t_starts = [t_start(o) for o in O.tolist()]
+    l_starts = [l_start(o) for o in O.tolist()]
+    folds, final = slice(0, F), slice(F, F + 1)
     prep_cache: dict = {}
 
     def prepared(t: str, m: int):
@@ -599,20 +710,14 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         if key not in prep_cache:
             kmax = KMAX.get(periods.get(m, ""), 6)
             md = m_day if periods.get(m) == "week" else 0
-            day = None
+            Sd = None
             if md:
                 dp = prepared(t, m_day)
                 if dp is not None:
-                    day = {p.o: p.S for p in dp[0]}
-                    day[n] = dp[1].S
-            folds = [prepare(zf[t], o, m, kmax, L, t_start(o), l_start(o), md, day)
-                     for o in origins]
-            final = prepare(zf[t], n, m, kmax, L, t_start(n), l_start(n), md, day)
-            if final is None or any(p is None for p in folds):
-                prep_cache[key] = None
-            else:
-                prep_cache[key] = (folds, final, season_matrix(folds, m, hb),
-                                   season_matrix([final], m, H))
+                    Sd = dp[0].S
+            win = prepare(zf[t], O, m, kmax, L, t_starts, l_starts, md, Sd)
+            prep_cache[key] = None if win is None else \
+                (win, season_matrix(win, m, hb, folds), season_matrix(win, m, H, final))
         return prep_cache[key]
 
     results: dict[Spec, tuple[float, np.ndarray, np.ndarray]] = {}
@@ -623,12 +728,12 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         got = prepared(spec.transform, spec.period)
         if got is None:
             return
-        folds, final, s_folds, s_final = got
+        win, s_folds, s_final = got
         inv = tf[spec.transform][1]
-        Fb = inv(forecast_matrix(folds, spec, hb, L, s_folds))
+        Fb = inv(forecast_matrix(win, spec, hb, L, folds, s_folds))
         err = Y - Fb
         score = float(np.nanmean(np.abs(err))) if np.isfinite(err).any() else np.inf
-        results[spec] = (score, Fb, inv(forecast_matrix([final], spec, H, L, s_final))[0])
+        results[spec] = (score, Fb, inv(forecast_matrix(win, spec, H, L, final, s_final))[0])
 
     for m in [0, *periods]:
         for lv, lp in LEVELS:
@@ -668,7 +773,7 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
     noise = noise_pool(zf["none"], chosen[0], prepared("none", chosen[0].period), L)
 
     got = prepared("none", chosen[0].period)
-    slope, slope_t, nb = trend_stats(got[1].d, L) if got is not None else (0.0, 0.0, 0)
+    slope, slope_t, nb = trend_stats(got[0].d(F), L) if got is not None else (0.0, 0.0, 0)
     return CoreResult(mean=mean, specs=chosen, score=comb_score, errors=E, origins=origins,
                       scale=s, zs=zs, q_int=q_int, cov80=cov80, cov95=cov95, slope=slope, slope_t=slope_t,
                       trend_blocks=nb, members=members, block=block, tails=tails,
