@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from capplan.models._fastmath import isotonic, median_last
+
 LEVELS = (("ewm", 0.05), ("ewm", 0.15), ("ewm", 0.4), ("med", 0.0))
 TRENDS = ("none", "damped", "linear")
 PHI = 0.99            # damping per step of the damped trend (Gardner & McKenzie 1985)
@@ -109,7 +111,9 @@ def season_profiles(zf: np.ndarray, origins, m: int, kmax: int) -> np.ndarray | 
         np.cumsum(seg, axis=1, out=cs[:, 1:])
         ma = (cs[:, m:m + k * m] - cs[:, :k * m]) / m
         block = (seg[:, h:h + k * m] - ma).reshape(-1, k, m)
-        prof = np.median(block, axis=1) if k >= 3 else block.mean(axis=1)
+        # per-phase median over the cycles: rows of k values (contiguous), as np.median(axis=1)
+        prof = median_last(np.ascontiguousarray(block.transpose(0, 2, 1))) if k >= 3 \
+            else block.mean(axis=1)
         prof = prof - prof.mean(axis=1, keepdims=True)
         rows = np.arange(O.size)[g]
         out[rows[:, None], (start[:, None] + np.arange(m)) % m] = prof
@@ -144,8 +148,10 @@ def weekly_profiles(zf: np.ndarray, origins, m: int, kmax: int, m_day: int,
         g = np.flatnonzero(K == k)
         G = g.size
         start = O[g] - k * m
-        t = start[:, None] + np.arange(k * m)
-        x = zf[t] - base[g[:, None], t % m]
+        # x[i] = zf[start:o] - base[t % m]: windows of the series and of the profile tiled
+        x = np.lib.stride_tricks.sliding_window_view(zf, k * m)[start]
+        x -= np.lib.stride_tricks.sliding_window_view(np.tile(base[g], (1, k + 1)), k * m,
+                                                      axis=1)[np.arange(G), start % m]
         cs = np.zeros((G, k * m + 1))
         np.cumsum(x, axis=1, out=cs[:, 1:])
         ma_valid = (cs[:, m:] - cs[:, :-m]) / m            # centred at i + m/2
@@ -164,9 +170,10 @@ def weekly_profiles(zf: np.ndarray, origins, m: int, kmax: int, m_day: int,
         ma[:, lo:lo + nv] = ma_valid
         blocks = (x - ma).reshape(G, k, m)
         if k >= 3:   # robust: bursts in one week must not hide a real weekly cycle
-            med = np.median(blocks, axis=1)
+            bt = np.ascontiguousarray(blocks.transpose(0, 2, 1))      # (G, m, k)
+            med = median_last(bt)
             dev = med - med.mean(axis=1, keepdims=True)
-            mad = np.median(np.abs(blocks - med[:, None, :]), axis=1)
+            mad = median_last(np.abs(bt - med[:, :, None]))
             noise = np.mean((1.4826 * mad) ** 2, axis=1) * (np.pi / 2) / k   # var of a median
         else:
             dev = blocks.mean(axis=1)
@@ -244,7 +251,7 @@ def block_medians(d: np.ndarray, L: int) -> np.ndarray:
     nb = d.size // L
     if nb == 0:
         return np.empty(0)
-    return np.median(d[d.size - nb * L:].reshape(nb, L), axis=1)
+    return median_last(d[d.size - nb * L:].reshape(nb, L))
 
 
 def theil_sen(bm: np.ndarray, L: int) -> float:
@@ -252,13 +259,14 @@ def theil_sen(bm: np.ndarray, L: int) -> float:
     nb = bm.size
     if nb < 3:
         return 0.0
-    i, j = _pairs(nb)
-    return float(np.median((bm[j] - bm[i]) / (j - i)) / L)
+    i, j, dij = _pairs(nb)
+    return float(median_last((bm[j] - bm[i]) / dij) / L)
 
 
 @functools.lru_cache(maxsize=256)
-def _pairs(nb: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(nb, 1)
+def _pairs(nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    i, j = np.triu_indices(nb, 1)
+    return i, j, j - i
 
 
 def trend_stats(d: np.ndarray, L: int) -> tuple[float, float, int]:
@@ -313,13 +321,13 @@ def prepare(zf: np.ndarray, origins, m: int, kmax: int, L: int, t_start, l_start
     lo = np.minimum(lo, np.maximum(O - 2 * L, 0))
     size = O - lo
     W = int(size.max())
-    J = O[:, None] - W + np.arange(W)
-    pad = J < lo[:, None]
-    if pad.any():
-        J = np.where(pad, lo[:, None], J)
-    seg = zf[J]
-    if S is not None:
-        seg = seg - S[np.arange(O.size)[:, None], J % m]
+    # rows zf[o - W:o] (zeros before the series: they fall outside every window, see _med3_rows)
+    win = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.zeros(W), zf]), W)
+    seg = win[O]
+    if S is not None:    # minus the profile at phase t % m: windows of the profile tiled
+        St = np.tile(S, (1, W // m + 2))
+        seg -= np.lib.stride_tricks.sliding_window_view(St, W, axis=1)[np.arange(O.size),
+                                                                        (O - W) % m]
     lv = np.maximum(0, np.minimum(np.asarray(l_start, dtype=np.int64) - lo, size - 1))
     return Windows(S=S, D=_med3_rows(seg, size), size=size, lv=lv, o=O)
 
@@ -343,7 +351,7 @@ def _levels(p: Windows, spec: Spec, L: int) -> tuple[np.ndarray, np.ndarray]:
             w = np.minimum(L, avail)
             for ww in np.unique(w).tolist():
                 g = np.flatnonzero(w == ww)
-                level[g] = np.median(p.D[g, W - ww:], axis=1)
+                level[g] = median_last(p.D[g, W - ww:])
             lag = (w - 1) / 2
         p.cache[key] = (level, lag)
     return p.cache[key]
@@ -361,9 +369,9 @@ def _slopes(p: Windows, L: int) -> np.ndarray:
             rows = np.flatnonzero(nb >= 3)
             for v in np.unique(nb[rows]).tolist():
                 g = rows[nb[rows] == v]
-                bm = np.median(B[g, NB - v:], axis=2)
-                i, j = _pairs(v)
-                out[g] = np.median((bm[:, j] - bm[:, i]) / (j - i), axis=1) / L
+                bm = median_last(B[g, NB - v:])
+                i, j, dij = _pairs(v)
+                out[g] = median_last((bm[:, j] - bm[:, i]) / dij) / L
         p.cache["slope"] = out
     return p.cache["slope"]
 
@@ -404,25 +412,9 @@ def local_noise(y: np.ndarray, o: int, w: int) -> float:
     dd = dd[np.isfinite(dd)]
     if dd.size < 4:
         return float("nan")
-    return 1.4826 * float(np.median(np.abs(dd - np.median(dd))))
+    return 1.4826 * float(median_last(np.abs(dd - median_last(dd))))
 
 # --- intervals --------------------------------------------------------------------------------
-
-def isotonic(y: np.ndarray) -> np.ndarray:
-    """Least-squares non-decreasing fit of y (pool adjacent violators, Ayer et al. 1955)."""
-    vals, wts, lens = [], [], []
-    for v in y.tolist():
-        vals.append(v)
-        wts.append(1.0)
-        lens.append(1)
-        while len(vals) > 1 and vals[-2] > vals[-1]:
-            w = wts[-2] + wts[-1]
-            vals[-2] = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
-            wts[-2] = w
-            lens[-2] += lens[-1]
-            del vals[-1], wts[-1], lens[-1]
-    return np.repeat(vals, lens)
-
 
 def scale_curve(E: np.ndarray, H: int) -> np.ndarray:
     """Error scale s(h), h = 1..H, from the backtest MAE by horizon: smoothed (moving average over
@@ -649,10 +641,10 @@ def noise_pool(z: np.ndarray, spec: Spec, got, L: int) -> np.ndarray | None:
     if x.size < 2 * k:
         return None
     pad = np.concatenate([np.full(k // 2, x[0]), x, np.full(k // 2, x[-1])])
-    med = np.median(np.lib.stride_tricks.sliding_window_view(pad, k), axis=1)
+    med = median_last(np.lib.stride_tricks.sliding_window_view(pad, k))
     r = x - med
     r = r[np.isfinite(r)]
-    return r - np.median(r) if r.size >= 8 else None
+    return r - median_last(r) if r.size >= 8 else None
 
 
 def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
