@@ -110,7 +110,8 @@ class Forecast:
         :data:`capplan.models.runway_prob.WIDEN` times, clipped to bounds (one of the readings
         behind the calibrated crossing probability)."""
         from capplan.models.runway_prob import widened
-        return self._clip(widened(self.runway_paths, self.frame["mean"].to_numpy()))
+        wide = widened(self.runway_paths, self.frame["mean"].to_numpy())
+        return self._clip(wide, out=wide)
 
     def error_quantile(self, u) -> np.ndarray:
         """Normalised error quantile function Q(u), u in (0, 1): piecewise linear through the
@@ -138,20 +139,25 @@ class Forecast:
         var_r = (1.4826 * float(np.median(np.abs(r)))) ** 2
         var_l = np.maximum.accumulate(np.maximum(sd_e ** 2 - var_r, 0.0))
         inc = np.sqrt(np.diff(np.concatenate(([0.0], var_l))))
-        level = np.cumsum(rng.standard_normal((n, H)) * inc[None, :], axis=1)
+        # in place where possible: every fresh (n, H) array costs more than the arithmetic
+        paths = rng.standard_normal((n, H))
+        paths *= inc[None, :]
+        np.cumsum(paths, axis=1, out=paths)      # level error: a random walk along each path
+        paths += mean[None, :]
         b = int(max(1, min(self.block, r.size)))
         nb = -(-H // b)
         starts = rng.integers(0, r.size, size=(n, nb))
-        idx = (starts[:, :, None] + np.arange(b)[None, None, :]).reshape(n, nb * b)[:, :H]
-        paths = mean[None, :] + level + r[idx % r.size]
+        # circular blocks r[(start + i) % r.size], i < b: rows of the windows of r extended by b
+        blocks = np.lib.stride_tricks.sliding_window_view(np.concatenate([r, r[:b]]), b)
+        paths += blocks[starts].reshape(n, nb * b)[:, :H]
         m = self.members
         if m is not None and len(m) > 1:
             paths += (m - mean[None, :])[rng.integers(0, len(m), size=n)]
-        return self._clip(paths)
+        return self._clip(paths, out=paths)
 
-    def _clip(self, a: np.ndarray) -> np.ndarray:
+    def _clip(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         lo, hi = self.bounds
-        return np.clip(a, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+        return np.clip(a, -np.inf if lo is None else lo, np.inf if hi is None else hi, out=out)
 
     def to_dict(self) -> dict:
         """The ``capplan forecast --json`` shape (issue 5 item 6): keys model, grain, forecast,
