@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import textwrap
 import uuid
@@ -10,11 +11,11 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
-from psycopg import sql
+from psycopg import pq, sql
 
 import capplan.store.postgres as pg_store
 from capplan.errors import ConfigError, DataContractError, StoreError
-from capplan.core.frame import COLUMNS, SERIES_KEY, make_frame
+from capplan.core.frame import COLUMNS, SERIES_KEY, labels_key, make_frame
 from capplan.store import Store, downsample, open_store
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")
@@ -91,6 +92,90 @@ def test_reappend_idempotent_replace_and_tail_merge(store, schema, pg_dsn):
     assert [r[1:3] for r in rows] == [(70, 70)] * 3  # one row per sample, repeats replaced
     assert views == [(r[0], 70, T0, T0 + pd.Timedelta(hours=1, seconds=190)) for r in rows]
     assert store.series()["n"].tolist() == [70, 70, 70]
+
+
+def _scrape(k: int, value: float = 1.0):
+    """One scrape as a collector appends it: 20 gauges at ``T0 + 1 h + 10 s * k``."""
+    t = T0 + pd.Timedelta(hours=1, seconds=10 * k)
+    return make_frame([{"timestamp": t, "source": "redis:cache", "metric": "redis_used_memory_bytes",
+                        "labels": {"instance": f"cache-{i}"}, "value": value + i, "kind": "gauge",
+                        "unit": "bytes"} for i in range(20)])
+
+
+@contextlib.contextmanager
+def _round_trips(store, path):
+    """Trace the store's connection (libpq's protocol trace); yields a list that receives the
+    number of round trips: the times the client waited for the server after sending."""
+    trips: list[int] = []
+    with open(path, "w") as fh:
+        store._conn.pgconn.trace(fh.fileno())
+        store._conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield trips
+        finally:
+            store._conn.pgconn.untrace()
+    senders = [line[0] for line in path.read_text().splitlines() if line[:1] in ("F", "B")]
+    trips.append(sum(a == "F" and b == "B" for a, b in zip(senders, senders[1:])))
+
+
+def _rows(pg_dsn, schema):
+    with psycopg.connect(pg_dsn) as conn:
+        return conn.execute(sql.SQL("SELECT count(*), count(DISTINCT (labels, ts)) FROM {}.samples")
+                            .format(sql.Identifier(schema))).fetchone()
+
+
+def test_small_append_is_one_round_trip_and_replaces_on_repeat(store, schema, pg_dsn, tmp_path):
+    store.append(_scrape(0))  # new series: the general path creates them
+    with _round_trips(store, tmp_path / "trace1") as trips:
+        assert store.append(_scrape(1)) == 20
+    assert trips == [1]
+    assert store.append(_scrape(1, value=5.0)) == 20  # a repeated scrape replaces
+    with _round_trips(store, tmp_path / "trace2") as trips:
+        assert store.append(_scrape(2, value=9.0)) == 20
+    assert trips == [1]
+    # the same scrape again, and one with half its samples new: both replace, none doubles
+    assert store.append(_scrape(2, value=7.0)) == 20
+    mixed = pd.concat([_scrape(2, value=3.0).iloc[:10], _scrape(3, value=3.0).iloc[10:]])
+    assert store.append(mixed.reset_index(drop=True)) == 20
+    assert _rows(pg_dsn, schema) == (70, 70)
+    got = store.query()
+
+    def values_at(k):
+        at = got[got["timestamp"] == T0 + pd.Timedelta(hours=1, seconds=10 * k)]
+        return dict(zip(at["labels"], at["value"]))
+
+    key = [labels_key({"instance": f"cache-{i}"}) for i in range(20)]
+    assert values_at(1) == {key[i]: 5.0 + i for i in range(20)}
+    assert values_at(2) == {key[i]: (3.0 if i < 10 else 7.0) + i for i in range(20)}
+    assert sorted(store.series()["n"].tolist()) == [3] * 10 + [4] * 10
+    pd.testing.assert_frame_equal(store.query(grain="1h"), downsample(got, "1h"),
+                                  check_exact=False, rtol=1e-12)
+
+
+def test_small_append_is_atomic(store, schema, pg_dsn, tmp_path):
+    store.append(_scrape(0))
+    bad = _scrape(1)
+    bad.loc[7, "unit"] = "parsecs"  # one bad row: the whole scrape is refused
+    with pytest.raises(DataContractError, match="unit"):
+        store.append(bad)
+    with pytest.raises(DataContractError, match="stored as gauge/bytes"):
+        store.append(_scrape(1).assign(unit=["bytes"] * 19 + ["connections"]))
+    assert _rows(pg_dsn, schema) == (20, 20)
+    # a row the server refuses, in the one-round-trip statement: nothing of the scrape is kept
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER TABLE {}.sample_rows ADD CONSTRAINT no_666 CHECK (value <> 666)")
+                     .format(sql.Identifier(schema)))
+    refused = _scrape(1)
+    refused.loc[7, "value"] = 666.0
+    with _round_trips(store, tmp_path / "trace") as trips, \
+            pytest.raises(StoreError, match="no_666") as err:
+        store.append(refused)
+    assert trips == [1] and "nothing was written" in err.value.hint
+    assert _rows(pg_dsn, schema) == (20, 20)
+    assert store.series()["n"].tolist() == [1] * 20  # the rollup is untouched too
+    assert store.append(_scrape(1)) == 20 and store.append(_scrape(2)) == 20  # still writable
+    assert _rows(pg_dsn, schema) == (60, 60)
+    assert store.series()["n"].tolist() == [3] * 20
 
 
 def test_grain_and_downsample_match_sqlite_semantics(store, tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,11 +30,14 @@ from capplan.errors import ConfigError, DataContractError
 from capplan.core.frame import COLUMNS, SERIES_KEY, empty_frame, parse_labels, validate_frame
 from capplan.store._rollup import HOUR_NS, empty_rollup, rollup, rollup_to_grain
 
-__all__ = ["Store", "downsample"]
+__all__ = ["Batch", "Store", "downsample"]
 
 _I64_MIN = np.iinfo(np.int64).min
 _I64_MAX = np.iinfo(np.int64).max
 SeriesKey = tuple[str, str, str]  # (source, metric, labels)
+#: frames of at most this many rows (a scrape) are keyed with plain Python lists: pandas'
+#: per-call overhead (factorize, iloc) costs more than their rows
+_SMALL_FRAME = 1000
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,6 +86,11 @@ def _labels_match(text: str, want: Mapping[str, str]) -> bool:
 
 def _series_codes(frame: pd.DataFrame) -> tuple[np.ndarray, list[SeriesKey]]:
     """Dense series codes (ordered by key) for every row and the key of each code."""
+    if len(frame) <= _SMALL_FRAME:
+        rows = list(zip(*(frame[col].tolist() for col in SERIES_KEY)))
+        uniq = sorted(set(rows))
+        code_of = {k: i for i, k in enumerate(uniq)}
+        return np.fromiter(map(code_of.__getitem__, rows), dtype=np.int64, count=len(rows)), uniq
     combined = np.zeros(len(frame), dtype=np.int64)
     levels = []
     for col in SERIES_KEY:  # sorted factorization per column, then a mixed-radix code
@@ -182,6 +191,14 @@ def downsample(frame: pd.DataFrame, grain) -> pd.DataFrame:
 Samples = tuple[np.ndarray, np.ndarray, np.ndarray]  # (series_id int64, ts int64 ns, value float64)
 
 
+class Batch(NamedTuple):
+    """An append's samples, sorted by ``(series key, ts)`` and unique per pair."""
+    keys: list[tuple[str, str, str, str, str]]  # (source, metric, labels, kind, unit) per series
+    bounds: np.ndarray  # samples of series i are [bounds[i], bounds[i + 1])
+    ts: np.ndarray      # int64 ns, floored to the store's resolution
+    val: np.ndarray     # float64
+
+
 def _in_code_order(codes: np.ndarray, ts: np.ndarray) -> bool:
     if len(ts) < 2:
         return True
@@ -276,9 +293,15 @@ class Store(ABC):
         differs from the stored one, :class:`~capplan.errors.StoreError` when writing fails
         (nothing of the frame is then stored).
         """
+        batch = self._batch(frame)
+        return 0 if batch is None else self._append_batch(batch)
+
+    def _batch(self, frame: pd.DataFrame) -> Batch | None:
+        """The validated samples of ``frame`` sorted by series key and time, one per
+        ``(series, timestamp)`` (the later row wins); ``None`` for an empty frame."""
         validate_frame(frame, where=f"frame appended to {self.target}")
         if len(frame) == 0:
-            return 0
+            return None
         codes, uniq = _series_codes(frame)
         ts = _ts_ns(frame["timestamp"])
         if self._resolution_ns > 1:
@@ -292,9 +315,19 @@ class Store(ABC):
         codes, ts, val = codes[last], ts[last], val[last]
         bounds = np.searchsorted(codes, np.arange(len(uniq) + 1))
         rows = order[np.flatnonzero(last)[bounds[:-1]]]  # a frame row of each series
-        kinds = frame["kind"].iloc[rows].tolist()
-        units = frame["unit"].iloc[rows].tolist()
+        if len(frame) <= _SMALL_FRAME:
+            kind_col, unit_col = frame["kind"].tolist(), frame["unit"].tolist()
+            kinds = [kind_col[i] for i in rows.tolist()]
+            units = [unit_col[i] for i in rows.tolist()]
+        else:
+            kinds = frame["kind"].iloc[rows].tolist()
+            units = frame["unit"].iloc[rows].tolist()
         keys = [(s, m, lab, kinds[i], units[i]) for i, (s, m, lab) in enumerate(uniq)]
+        return Batch(keys, bounds, ts, val)
+
+    def _append_batch(self, batch: Batch) -> int:
+        """Write a :meth:`_batch` in one transaction; returns the number of samples."""
+        keys, bounds, ts, val = batch
         self._prepare_write(int(ts.min()), int(ts.max()))
         with self._write_txn():
             ids = self._ensure_series(keys)

@@ -1,16 +1,20 @@
-"""PostgreSQL binary COPY streams built and parsed with numpy (no Python object per value).
+"""PostgreSQL binary COPY streams and binary array values built and parsed with numpy (no
+Python object per value).
 
 Only fixed-width, NOT NULL columns are supported: ``int8``, ``float8`` and ``timestamptz``
 (sent as int64 microseconds since 2000-01-01 UTC, the server's integer-datetime format).  A
 row is then ``int16 field count`` + per field ``int32 length`` + the big-endian value, so a
-whole stream is one numpy structured array between the header and the trailer.
+whole stream is one numpy structured array between the header and the trailer.  A binary
+array (``array_send`` format, what a binary query parameter of type ``int8[]`` etc. carries)
+is a header and the same ``int32 length`` + value pairs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["encode", "decode", "PG_EPOCH_US", "ns_to_pg_us", "pg_us_to_ns"]
+__all__ = ["encode", "decode", "encode_array", "decode_array", "ELEMENT_OID", "PG_EPOCH_US",
+           "ns_to_pg_us", "pg_us_to_ns"]
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _HEADER = SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -19,6 +23,8 @@ _TRAILER = b"\xff\xff"
 #: microseconds from the Unix epoch to PostgreSQL's epoch (2000-01-01 UTC)
 PG_EPOCH_US = 946_684_800_000_000
 _WIRE = {"int8": ">i8", "float8": ">f8", "timestamptz": ">i8"}
+#: type oid of each element type (pg_type.oid, fixed since PostgreSQL 7)
+ELEMENT_OID = {"int8": 20, "float8": 701, "timestamptz": 1184}
 
 
 def ns_to_pg_us(ns: np.ndarray) -> np.ndarray:
@@ -67,6 +73,19 @@ def decode(types: list[str], data: bytes) -> list[np.ndarray]:
                       or any(np.any(rows[f"l{i}"] != 8) for i in range(len(types)))):
         raise ValueError("binary COPY rows do not match the expected columns")
     return [rows[f"f{i}"].astype(_WIRE[t][1:]) for i, t in enumerate(types)]
+
+
+def encode_array(kind: str, values: np.ndarray) -> bytes:
+    """``values`` as a binary one-dimensional NOT NULL array of ``kind`` (timestamptz given in
+    pg µs): what the server's ``array_recv`` reads from a binary parameter."""
+    n = len(values)
+    if n == 0:  # zero dimensions, no NULLs, the element type
+        return np.array([0, 0, ELEMENT_OID[kind]], dtype=">i4").tobytes()
+    head = np.array([1, 0, ELEMENT_OID[kind], n, 1], dtype=">i4")  # ndim, flags, oid, size, lbound
+    rows = np.empty(n, dtype=[("l", ">i4"), ("v", _WIRE[kind])])
+    rows["l"] = 8
+    rows["v"] = values
+    return head.tobytes() + rows.tobytes()
 
 
 def decode_array(data: bytes, kind: str) -> np.ndarray:

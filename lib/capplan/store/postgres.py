@@ -6,9 +6,14 @@
   ``rollup_1h``.  Stable views for readers: ``samples (ts, source, metric, labels jsonb, value,
   kind, unit)``, ``series`` and ``samples_1h`` (see ``docs/store.md``).  Timestamps are kept to
   the microsecond (PostgreSQL's resolution); finer parts are floored.
-* Samples go in with one binary ``COPY`` per append, encoded by numpy; an append that is not
-  strictly after a series' stored tail goes through a temporary table and ``INSERT ... ON
-  CONFLICT DO UPDATE`` (a repeated sample replaces).
+* A small append (a scrape: at most ``_FAST`` samples) of series this connection has seen is
+  one round trip: a pipeline of two prepared statements with binary array parameters (lock the
+  series; then, if every sample is after its series' stored tail, insert the samples and merge
+  their rollup) ending in one Sync, so it is one implicit transaction.  Otherwise (a new
+  series, a sample at or before a tail) it wrote nothing and the general path below runs.
+* Larger samples go in with one binary ``COPY`` per append, encoded by numpy; an append that
+  is not strictly after a series' stored tail goes through a temporary table and ``INSERT ...
+  ON CONFLICT DO UPDATE`` (a repeated sample replaces).
 * Concurrent writers lock the series they touch (``SELECT ... FOR UPDATE``, in id order), so
   two appends to the same series serialise and neither loses samples.  Each append is one
   transaction: a writer killed mid-``COPY`` or a backend terminated mid-transaction leaves
@@ -29,21 +34,48 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.adapt import Dumper
 from psycopg.conninfo import conninfo_to_dict
 
 from capplan.errors import ConfigError, StoreError
 from capplan.store import _pgcopy
-from capplan.store._common import Store
+from capplan.store._common import Batch, Store
 from capplan.store._rollup import READ_DTYPE, rollup
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION"]
 
 _SAMPLE_TYPES = ["int8", "timestamptz", "float8"]  # series_id, ts, value
-#: appends of at most this many samples are sent as INSERTs in pipeline mode (two round trips
-#: for the whole transaction); larger ones use binary COPY (which pipeline mode cannot carry)
+#: appends of at most this many samples try the one-round-trip path (see the module docstring)
+_FAST = 2000
+#: appends of at most this many samples that take the general path send INSERTs in pipeline
+#: mode; larger ones use binary COPY (which pipeline mode cannot carry)
 _SMALL = 2000
 _ROLLUP_COLS = "series_id, bucket, cnt, nfin, sum, first_ts, last_ts, last_value"
+#: the rollup columns as binary arrays (see _rollup_params)
+_ROLLUP_ARRAYS = "unnest(%b, %b, %b, %b, %b, %b, %b, %b)"
+#: rollup rows of samples newer than everything stored merge into the tail hour
+_ROLLUP_MERGE = (
+    " ON CONFLICT (series_id, bucket) DO UPDATE SET cnt = r.cnt + excluded.cnt,"
+    " nfin = r.nfin + excluded.nfin, sum = r.sum + excluded.sum,"
+    " first_ts = least(r.first_ts, excluded.first_ts),"
+    " last_ts = greatest(r.last_ts, excluded.last_ts),"
+    " last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value"
+    " ELSE r.last_value END")
+#: the one-round-trip append: lock the series (in id order, as the general path does), then
+#: in a second statement (whose snapshot sees what earlier holders of the locks committed)
+#: write samples and rollup only if every series' first new sample is after its stored tail
+_FAST_LOCK = "SELECT id FROM {s}.series_key WHERE id = ANY(%b) ORDER BY id FOR UPDATE"
+_FAST_WRITE = (
+    "WITH b (id, first_ts) AS (SELECT * FROM unnest(%b, %b)),"
+    " ok AS (SELECT NOT EXISTS (SELECT FROM b CROSS JOIN LATERAL (SELECT r.last_ts"
+    " FROM {s}.rollup_1h r WHERE r.series_id = b.id ORDER BY r.bucket DESC LIMIT 1) t"
+    " WHERE t.last_ts >= b.first_ts) AS ok),"
+    " samples AS (INSERT INTO {s}.sample_rows (series_id, ts, value)"
+    " SELECT * FROM unnest(%b, %b, %b) WHERE (SELECT ok FROM ok)),"
+    " roll AS (INSERT INTO {s}.rollup_1h AS r (" + _ROLLUP_COLS + ") SELECT * FROM "
+    + _ROLLUP_ARRAYS + " WHERE (SELECT ok FROM ok)" + _ROLLUP_MERGE + ")"
+    " SELECT ok FROM ok")
 _UTC0 = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -118,6 +150,45 @@ SCHEMA_VERSION = max(MIGRATIONS)
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+class _Array:
+    """A numpy column sent as one binary array parameter (no Python object per element)."""
+    __slots__ = ("data",)
+    kind = ""
+
+    def __init__(self, values: np.ndarray):
+        self.data = _pgcopy.encode_array(self.kind, values)
+
+
+class _Int8s(_Array):
+    kind = "int8"
+
+
+class _Float8s(_Array):
+    kind = "float8"
+
+
+class _Times(_Array):
+    """int64 ns since 1970 as ``timestamptz[]`` (floored to the µs)."""
+    kind = "timestamptz"
+
+    def __init__(self, ns: np.ndarray):
+        super().__init__(_pgcopy.ns_to_pg_us(np.asarray(ns, dtype=np.int64)))
+
+
+def _register_arrays(conn: psycopg.Connection) -> None:
+    for cls in (_Int8s, _Float8s, _Times):
+        dumper = type(f"{cls.__name__}Dumper", (Dumper,), {
+            "format": pq.Format.BINARY, "oid": psycopg.postgres.types[cls.kind].array_oid,
+            "dump": lambda self, obj: obj.data})
+        conn.adapters.register_dumper(cls, dumper)
+
+
+def _rollup_params(rows: np.ndarray) -> tuple[_Array, ...]:
+    return (_Int8s(rows["sid"]), _Times(rows["bucket"]), _Int8s(rows["cnt"]),
+            _Int8s(rows["nfin"]), _Float8s(rows["sum"]), _Times(rows["first"]),
+            _Times(rows["last"]), _Float8s(rows["lastval"]))
+
+
 def _scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
@@ -183,6 +254,9 @@ class PostgresStore(Store):
             raise StoreError(f"{self.target}: cannot connect: {_scrub(str(exc).strip(), self._secret)}",
                              hint=f"check that the server is up and that {label} holds a working "
                                   "DSN (host, port, dbname, user, password)") from exc
+        _register_arrays(self._conn)
+        # rendered once: psycopg keys its prepared statements on the query text
+        self._fast_sql = tuple(self._sql(q).as_bytes(self._conn) for q in (_FAST_LOCK, _FAST_WRITE))
         try:
             self._migrate()
             self._load_partitions()
@@ -308,21 +382,9 @@ class PostgresStore(Store):
     def _insert_rollup(self, conn, rows: np.ndarray, *, merge: bool) -> None:
         if not len(rows):
             return
-        times = {f: [_UTC0 + dt.timedelta(microseconds=u) for u in (rows[f] // 1000).tolist()]
-                 for f in ("bucket", "first", "last")}
-        on_conflict = (
-            " ON CONFLICT (series_id, bucket) DO UPDATE SET cnt = r.cnt + excluded.cnt,"
-            " nfin = r.nfin + excluded.nfin, sum = r.sum + excluded.sum,"
-            " first_ts = least(r.first_ts, excluded.first_ts),"
-            " last_ts = greatest(r.last_ts, excluded.last_ts),"
-            " last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value"
-            " ELSE r.last_value END") if merge else ""
         conn.execute(self._sql(
-            "INSERT INTO {s}.rollup_1h AS r (" + _ROLLUP_COLS + ") SELECT * FROM unnest("
-            "%s::bigint[], %s::timestamptz[], %s::bigint[], %s::bigint[], %s::float8[],"
-            " %s::timestamptz[], %s::timestamptz[], %s::float8[])" + on_conflict),
-            (rows["sid"].tolist(), times["bucket"], rows["cnt"].tolist(), rows["nfin"].tolist(),
-             rows["sum"].tolist(), times["first"], times["last"], rows["lastval"].tolist()))
+            "INSERT INTO {s}.rollup_1h AS r (" + _ROLLUP_COLS + ") SELECT * FROM "
+            + _ROLLUP_ARRAYS + (_ROLLUP_MERGE if merge else "")), _rollup_params(rows))
 
     # ---- Store hooks --------------------------------------------------------------------
     @property
@@ -342,11 +404,42 @@ class PostgresStore(Store):
         return self._conn
 
     def append(self, frame) -> int:
-        self._small = len(frame) <= _SMALL
+        """See :meth:`Store.append`; a scrape-sized append is one round trip (module docstring)."""
+        batch = self._batch(frame)
+        if batch is None:
+            return 0
+        if len(batch.ts) <= _FAST and self._fast_append(batch):
+            return int(len(batch.ts))
+        self._small = len(batch.ts) <= _SMALL
         try:
-            return super().append(frame)
+            return self._append_batch(batch)
         finally:
             self._small = False
+
+    def _fast_append(self, batch: Batch) -> bool:
+        """Write ``batch`` in one round trip if all its series are known to this connection with
+        the same kind/unit and all its samples come after their series' stored tails.  Returns
+        False, having written nothing, when that does not hold."""
+        keys, bounds, ts, val = batch
+        known = [self._known.get(k[:3]) for k in keys]
+        if any(s is None or (s[1], s[2]) != (k[3], k[4]) for s, k in zip(known, keys)):
+            return False  # a new series or a kind/unit clash: the general path creates or refuses
+        self._prepare_write(int(ts.min()), int(ts.max()))
+        ids = np.array([s[0] for s in known], dtype=np.int64)
+        sid = np.repeat(ids, np.diff(bounds))
+        conn = self._c()
+        try:
+            # no Sync before the pipeline ends: both statements form one implicit transaction,
+            # committed at the Sync, or rolled back whole if either fails
+            with conn.pipeline():
+                conn.execute(self._fast_sql[0], (_Int8s(ids),), prepare=True)
+                cur = conn.execute(self._fast_sql[1], (
+                    _Int8s(ids), _Times(ts[bounds[:-1]]), _Int8s(sid), _Times(ts), _Float8s(val),
+                    *_rollup_params(rollup(sid, ts, val))), prepare=True)
+            return bool(cur.fetchone()[0])
+        except psycopg.Error as exc:
+            self._known.clear()
+            raise self._fail("cannot write to the store", exc) from exc
 
     @contextlib.contextmanager
     def _write_txn(self) -> Iterator[None]:
@@ -408,9 +501,7 @@ class PostgresStore(Store):
         if self._small:
             conn.execute(self._sql(
                 "INSERT INTO {s}.sample_rows (series_id, ts, value) SELECT * FROM"
-                " unnest(%s::bigint[], %s::timestamptz[], %s::float8[])" + conflict),
-                (sid.tolist(), [_UTC0 + dt.timedelta(microseconds=u) for u in (ts // 1000).tolist()],
-                 val.tolist()))
+                " unnest(%b, %b, %b)" + conflict), (_Int8s(sid), _Times(ts), _Float8s(val)))
         elif not replace:
             self._copy_in(conn, "sample_rows", sid, ts, val)
         else:
