@@ -1,25 +1,34 @@
 """Fleet speed and memory on Dask (issue 7 and issue 16 item 3, "Must show").
 
-1. The speed-up from one worker to two on ``--small`` series (default 1,000).
+1. The speed-up from one worker to two on ``--small`` series (default 2,000) in chunks of
+   ``--small-chunk`` (default 25: 40 chunks a worker, so the last chunk's tail is small).
 2. ``--series`` hourly 90-day series (2,160 points; default 10,000) through a LocalCluster of 2
    worker processes (1 thread each): :func:`capplan.runner.fleet_series.fit_series_fleet`, i.e.
    ``fit_forecast`` + ``time_to_limit`` (horizon 168 h) per series, ``--chunk`` series per task
    (default 100), at most 2 chunks per worker in flight, rows streamed to ``series.csv``.
 3. Peak RSS (client process and the largest worker) for ``--rss-series`` series (default
-   100,000; the same path).  Memory is bounded by the chunk: compare it with the peak of run 2.
+   100,000; the same path), and each worker's resident size after its first and its last chunk:
+   memory bounded by the chunk means last ~ first, whatever the number of chunks.
+
+Any part is skipped with 0 (``--small 0 --series 0 --rss-series 100000`` measures memory only).
 
 Series are synthetic server-like metrics generated *on the worker* from (seed, index): level,
 linear growth of random sign, daily and weekly profile, AR(1) noise, a level step in a third of
 them and a gap in a tenth.  Cluster start-up and worker warm-up (imports) are not timed.
 
-The fits are the per-series model (not vectorised across series: see docs/fleet.md).  The machine
-is shared: the load average before and after each run is printed and put in the JSON; a speed-up
-below 2 on a loaded machine says as much about the load as about the code.
+The machine may be shared, so every run prints how idle it was: the 1-minute load average
+before and after, and the CPU seconds that *other* processes used during the run (all CPU time
+from /proc/stat minus this process and its workers), as cores on average.  Per run it also
+prints the share of (wall x workers) spent inside chunks (``busy``: below 1 by start-up, gaps
+and the tail, i.e. overhead of ours) and the share of that busy time the task threads got on a
+core (``on-core``: below 1 when other processes take the cores).  A speed-up below 2 with busy
+~1 and on-core < 1 is the machine's load, not the code.
 
-Usage: ``python bench/fleet_speed.py [--series N] [--small N] [--rss-series N] [--chunk N]``
-(``--rss-series 0`` skips part 3).  Targets: ``fleet_10000_s`` <= 120, ``speedup_1_to_2`` >= 1.6
-on an idle machine.  The last line is one JSON object with ``fleet_10000_s``, ``speedup_1_to_2``,
-``peak_rss_mb`` (and the load averages, the series counts and the per-process peaks).
+Usage: ``python bench/fleet_speed.py [--series N] [--small N] [--rss-series N] [--chunk N]
+[--small-chunk N]``.  Targets: ``fleet_10000_s`` <= 120, ``speedup_1_to_2`` >= 1.6 on an idle
+machine.  The last line is one JSON object: ``fleet_10000_s``, ``speedup_1_to_2``,
+``peak_rss_mb`` (and per run: wall, busy and on-core shares, load, other processes' cores,
+CPU-ms per series, client and per-worker RSS).
 """
 
 from __future__ import annotations
@@ -72,74 +81,126 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
+def _cpu_busy_s() -> float:
+    """CPU seconds all processes have used since boot (user+nice+system+irq+softirq+steal)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and its live children (nannies, workers) so far."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def run(n_series: int, chunk: int, workers: int, out_dir: str) -> dict:
+    import time
+
     from capplan.runner.fleet import dask_client
     from capplan.runner.fleet_series import fit_series_fleet
 
     with dask_client("", workers=workers) as client:
         # warm-up: import capplan and numpy on every worker before the clock starts
         client.run(lambda: __import__("capplan.models.growth"))
-        load0 = _load()
+        load0, busy0, own0, t0 = _load(), _cpu_busy_s(), _own_cpu_s(), time.perf_counter()
         res = fit_series_fleet(client, functools.partial(load_synthetic, seed=SEED),
                                range(n_series), out_dir=out_dir, chunk=chunk, horizon=HORIZON,
                                progress=sys.stderr.isatty())
+        own, busy, span = _own_cpu_s() - own0, _cpu_busy_s() - busy0, time.perf_counter() - t0
     res["load_before"], res["load_after"] = round(load0, 2), round(_load(), 2)
+    res["other_cpu_s"] = round(max(busy - own, 0.0), 1)
+    res["other_cores"] = round(max(busy - own, 0.0) / span, 2)
+    res["workers_n"] = workers
     with open(os.path.join(out_dir, "series.csv"), encoding="utf-8") as fh:
         rows = sum(1 for _ in fh) - 1
     assert rows == n_series == res["series"], (rows, n_series, res["series"])
     return res
 
 
+def _report(label: str, r: dict) -> str:
+    ws = r["workers"].values()
+    on_core = [w["cpu_share"] for w in ws if w["cpu_share"] is not None]
+    rss = ", ".join(f"{w['rss_first_mb']:.0f} -> {w['rss_last_mb']:.0f} (max {w['rss_max_mb']:.0f},"
+                    f" peak {w['peak_rss_mb']:.0f}, {w['chunks']} chunks)" for w in ws)
+    return (f"{label}: {r['wall_s']:7.1f} s; busy {r['busy_share']:.3f}, on-core "
+            f"{min(on_core, default=0):.2f}-{max(on_core, default=0):.2f}; "
+            f"{1000 * r['cpu_s'] / max(r['series'], 1):.1f} CPU-ms a series in fits "
+            f"({1000 * r['worker_cpu_s'] / max(r['series'], 1):.1f} worker process); load "
+            f"{r['load_before']} -> {r['load_after']}, other processes {r['other_cores']} cores; "
+            f"RSS client peak {r['client_peak_rss_mb']:.0f} MiB, worker after first -> last "
+            f"chunk {rss} MiB; profiler on {r['worker_profiler_on']}; {r['counts']}")
+
+
+def _brief(r: dict | None) -> dict | None:
+    if r is None:
+        return None
+    ws = list(r["workers"].values())
+    return {"series": r["series"], "workers": r["workers_n"], "chunk": r["chunk"],
+            "wall_s": round(r["wall_s"], 1), "busy_share": r["busy_share"],
+            "on_core": [w["cpu_share"] for w in ws],
+            "ms_cpu_per_series": round(1000 * r["cpu_s"] / max(r["series"], 1), 2),
+            "ms_worker_cpu_per_series": round(1000 * r["worker_cpu_s"] / max(r["series"], 1), 2),
+            "load_before": r["load_before"], "load_after": r["load_after"],
+            "other_cores": r["other_cores"], "client_peak_rss_mb": r["client_peak_rss_mb"],
+            "worker_peak_rss_mb": r["worker_peak_rss_mb"],
+            "worker_rss_first_mb": [w["rss_first_mb"] for w in ws],
+            "worker_rss_last_mb": [w["rss_last_mb"] for w in ws],
+            "worker_rss_max_mb": [w["rss_max_mb"] for w in ws],
+            "worker_profiler_on": r["worker_profiler_on"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--series", type=int, default=10_000)
-    ap.add_argument("--small", type=int, default=1_000)
+    ap.add_argument("--small", type=int, default=2_000)
     ap.add_argument("--rss-series", type=int, default=100_000)
     ap.add_argument("--chunk", type=int, default=100)
+    ap.add_argument("--small-chunk", type=int, default=25)
     a = ap.parse_args()
-    print(f"cores: {os.cpu_count()}; {N_POINTS} hourly points per series, horizon {HORIZON} h, "
-          f"{a.chunk} series per task; /proc/loadavg before start: "
-          f"{open('/proc/loadavg').read().strip()} (shared machine: other processes on these "
-          "cores lower the speed-up)", flush=True)
+    print(f"cores: {os.cpu_count()}; {N_POINTS} hourly points per series, horizon {HORIZON} h; "
+          f"/proc/loadavg before start: {open('/proc/loadavg').read().strip()}", flush=True)
     tmp = tempfile.mkdtemp(prefix="capplan-fleet-bench-")
-    r1 = run(a.small, a.chunk, 1, os.path.join(tmp, "small-1"))
-    print(f"{a.small} series, 1 worker : {r1['wall_s']:7.1f} s  ({r1['counts']}; load "
-          f"{r1['load_before']} -> {r1['load_after']})", flush=True)
-    r2 = run(a.small, a.chunk, 2, os.path.join(tmp, "small-2"))
-    speedup = r1["wall_s"] / r2["wall_s"]
-    print(f"{a.small} series, 2 workers: {r2['wall_s']:7.1f} s  speed-up {speedup:.2f}x (load "
-          f"{r2['load_before']} -> {r2['load_after']}; peak RSS client "
-          f"{r2['client_peak_rss_mb']} MiB, largest worker {r2['worker_peak_rss_mb']} MiB)",
-          flush=True)
-    rb = run(a.series, a.chunk, 2, os.path.join(tmp, "big"))
-    print(f"{a.series} series, 2 workers: {rb['wall_s']:7.1f} s  ({rb['counts']}; "
-          f"{rb['cpu_s']:.0f} CPU-s in fits, {1000 * rb['cpu_s'] / max(rb['series'], 1):.1f} ms "
-          f"per series; peak RSS client {rb['client_peak_rss_mb']} MiB, worker "
-          f"{rb['worker_peak_rss_mb']} MiB; load {rb['load_before']} -> {rb['load_after']})",
-          flush=True)
-    rr = None
+    r1 = r2 = rb = rr = None
+    speedup = None
+    if a.small:
+        r1 = run(a.small, a.small_chunk, 1, os.path.join(tmp, "small-1"))
+        print(_report(f"{a.small} series, 1 worker ", r1), flush=True)
+        r2 = run(a.small, a.small_chunk, 2, os.path.join(tmp, "small-2"))
+        speedup = r1["wall_s"] / r2["wall_s"]
+        print(_report(f"{a.small} series, 2 workers", r2), flush=True)
+        print(f"speed-up 1 -> 2 workers: {speedup:.2f}x ({a.small_chunk} series a chunk)",
+              flush=True)
+    if a.series:
+        rb = run(a.series, a.chunk, 2, os.path.join(tmp, "big"))
+        print(_report(f"{a.series} series, 2 workers", rb), flush=True)
+        if a.series == 10_000:
+            print(f"target: 10,000 series <= 120 s -> "
+                  f"{'met' if rb['wall_s'] <= 120 else 'MISSED'}", flush=True)
     if a.rss_series:
         rr = run(a.rss_series, a.chunk, 2, os.path.join(tmp, "rss"))
-        print(f"{a.rss_series} series, 2 workers: {rr['wall_s']:7.1f} s; peak RSS client "
-              f"{rr['client_peak_rss_mb']} MiB, largest worker {rr['worker_peak_rss_mb']} MiB "
-              f"(load {rr['load_before']} -> {rr['load_after']})", flush=True)
+        print(_report(f"{a.rss_series} series, 2 workers", rr), flush=True)
     print(f"/proc/loadavg at the end: {open('/proc/loadavg').read().strip()}; rows in {tmp}")
-    if a.series == 10_000:
-        print(f"target: 10,000 series <= 120 s -> {'met' if rb['wall_s'] <= 120 else 'MISSED'}")
-    peak = rr or rb
+    peak = rr or rb or r2
     print(json.dumps({
-        "fleet_10000_s": round(rb["wall_s"], 1) if a.series == 10_000 else None,
-        "speedup_1_to_2": round(speedup, 2),
-        "peak_rss_mb": round(max(peak["client_peak_rss_mb"], peak["worker_peak_rss_mb"]), 1),
-        "peak_rss_series": peak["series"],
-        "client_peak_rss_mb": peak["client_peak_rss_mb"],
-        "worker_peak_rss_mb": peak["worker_peak_rss_mb"],
-        "series": a.series, "series_s": round(rb["wall_s"], 1),
-        "series_per_s": round(a.series / rb["wall_s"], 1),
-        "ms_cpu_per_series": round(1000 * rb["cpu_s"] / max(rb["series"], 1), 1),
-        "small": a.small, "chunk": a.chunk,
-        "load_1min": [r1["load_before"], r2["load_before"], rb["load_before"],
-                      rr["load_before"] if rr else None]}))
+        "fleet_10000_s": round(rb["wall_s"], 1) if rb and a.series == 10_000 else None,
+        "speedup_1_to_2": round(speedup, 2) if speedup else None,
+        "peak_rss_mb": round(max(peak["client_peak_rss_mb"], peak["worker_peak_rss_mb"]), 1)
+        if peak else None,
+        "peak_rss_series": peak["series"] if peak else None,
+        "client_peak_rss_mb": peak["client_peak_rss_mb"] if peak else None,
+        "worker_peak_rss_mb": peak["worker_peak_rss_mb"] if peak else None,
+        "small_1": _brief(r1), "small_2": _brief(r2), "big": _brief(rb), "rss": _brief(rr)}))
 
 
 if __name__ == "__main__":

@@ -248,7 +248,9 @@ def discovery_query(selector: str, by: str) -> str:
 @contextlib.contextmanager
 def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.0):
     """A ``dask.distributed.Client``: to ``scheduler`` when given, else to a new LocalCluster
-    of ``workers`` processes with one thread each, listening on 127.0.0.1 only (closed on exit).
+    of ``workers`` processes with one thread each and Dask's statistical profiler off (its
+    memory grows with the work done, see :mod:`capplan.runner.fleet_series`), listening on
+    127.0.0.1 only (closed on exit).
 
     Scripts that call this must guard their entry point with ``if __name__ == "__main__":``:
     worker processes are spawned and re-import the main module.
@@ -276,7 +278,14 @@ def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.
         return
     import warnings
 
-    with warnings.catch_warnings():   # "Port 8787 is already in use": it picks another, fine
+    import dask
+
+    # Workers without Dask's statistical profiler: it keeps a call tree per second of work for
+    # ~1,000 s, ~0.9 MiB/s on the growth fit's stacks (capplan.runner.fleet_series).  Nannies
+    # copy this config into the worker processes (also when they restart one); they already
+    # set OMP/OPENBLAS/MKL_NUM_THREADS=1 (distributed.nanny.pre-spawn-environ).
+    with warnings.catch_warnings(), dask.config.set({"distributed.worker.profile.enabled": False}):
+        # "Port 8787 is already in use": it picks another, fine
         warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None,
