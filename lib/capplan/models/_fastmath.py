@@ -49,13 +49,18 @@ def isotonic(y: np.ndarray) -> np.ndarray:
     wts = [1.0] * len(vals)
     lens = [1] * len(vals)
     for v in y[first + 1:].tolist():
+        # push v, pooling it with the blocks below while they are larger: the new block's value
+        # is (below * w_below + v * w_v) / (w_below + w_v), exactly the plain loop's arithmetic
+        w = 1.0
+        c = 1
+        while vals and vals[-1] > v:
+            pv = vals.pop()
+            pw = wts.pop()
+            c += lens.pop()
+            nw = pw + w
+            v = (pv * pw + v * w) / nw
+            w = nw
         vals.append(v)
-        wts.append(1.0)
-        lens.append(1)
-        while len(vals) > 1 and vals[-2] > vals[-1]:
-            w = wts[-2] + wts[-1]
-            vals[-2] = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
-            wts[-2] = w
-            lens[-2] += lens[-1]
-            del vals[-1], wts[-1], lens[-1]
+        wts.append(w)
+        lens.append(c)
     return np.repeat(vals, lens)

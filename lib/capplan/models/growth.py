@@ -90,7 +90,7 @@ import pandas as pd
 from capplan.errors import CapplanError, ConfigError, DataContractError, InsufficientData
 from capplan.models import growth_core as core
 from capplan.models.changes import Change, find_changes
-from capplan.models.forecast import Backtest, Forecast
+from capplan.models.forecast import COLS, Backtest, Forecast
 from capplan.models.runway import Runway, time_to_limit
 
 __all__ = ["MIN_HISTORY", "Backtest", "Change", "Forecast", "Runway", "fit_forecast",
@@ -129,7 +129,9 @@ def _resample(y: pd.Series, grain: str) -> tuple[pd.Series, list[str], pd.Timede
     else:
         s = s.tz_convert("UTC")
     s = s.replace([np.inf, -np.inf], np.nan).sort_index()
-    hist = s.resample(step).mean()
+    hist = _on_grain(s, step)
+    if hist is None:
+        hist = s.resample(step).mean()
     ok = hist.notna().to_numpy()
     if ok.any():
         first, last = np.flatnonzero(ok)[[0, -1]]
@@ -139,6 +141,21 @@ def _resample(y: pd.Series, grain: str) -> tuple[pd.Series, list[str], pd.Timede
     hist.index.name = "timestamp"
     hist.name = "value"
     return hist, warns, step
+
+
+def _on_grain(s: pd.Series, step: pd.Timedelta) -> pd.Series | None:
+    """``s.resample(step).mean()`` for a series already on the grain (one sample at the start of
+    every bin, bins from midnight as resample's default origin): the same series without the
+    resampling machinery (most fleet series are collected at the grain).  None otherwise."""
+    day = pd.Timedelta("1D")
+    idx = s.index
+    if len(idx) < 2 or step > day or day % step or (idx[0] - idx[0].normalize()) % step:
+        return None
+    ns = idx.asi8
+    unit = pd.Timedelta(1, unit=idx.unit)
+    if not (np.diff(ns) == step // unit).all():
+        return None
+    return pd.Series(s.to_numpy(), index=pd.DatetimeIndex(idx, freq=step), name=s.name)
 
 
 def _periods(step: pd.Timedelta, n: int) -> dict[int, str]:
@@ -250,12 +267,11 @@ def fit_forecast(y: pd.Series, *, horizon: int, grain: str = "1h",
 
     zq = res.q_int
     mean = res.mean
-    frame = pd.DataFrame({"mean": mean, "lo80": mean + zq[1] * res.scale,
-                          "hi80": mean + zq[2] * res.scale, "lo95": mean + zq[0] * res.scale,
-                          "hi95": mean + zq[3] * res.scale},
+    cols = np.stack([mean, mean + zq[1] * res.scale, mean + zq[2] * res.scale,
+                     mean + zq[0] * res.scale, mean + zq[3] * res.scale], axis=1)
+    frame = pd.DataFrame(_clip_like_pandas(cols, lo, hi), columns=list(COLS),
                          index=pd.DatetimeIndex(hist.index[-1] + step * np.arange(1, horizon + 1),
                                                 name="timestamp"))
-    frame = frame.clip(lower=lo, upper=hi)
     m0 = min(periods, default=1)
     sn = np.abs(values[m0:] - values[:-m0]) if n > m0 else np.abs(np.diff(values))
     sn_mae = float(np.nanmean(sn)) if np.isfinite(sn).any() else float("nan")
@@ -287,6 +303,16 @@ def fit_forecast(y: pd.Series, *, horizon: int, grain: str = "1h",
                     season=periods.get(res.specs[0].period, "none"), scale=res.scale,
                     path_knots=knots, members=_clip_members(res.members, lo, hi),
                     block=res.block, noise=res.noise)
+
+
+def _clip_like_pandas(a: np.ndarray, lo, hi) -> np.ndarray:
+    """``DataFrame.clip(lower=lo, upper=hi)`` on an array (values beyond a bound replaced by it,
+    NaN and -0.0 kept), without the DataFrame round trip."""
+    if lo is not None:
+        a = np.where(a < lo, float(lo), a)
+    if hi is not None:
+        a = np.where(a > hi, float(hi), a)
+    return a
 
 
 def _clip_members(m: np.ndarray, lo, hi) -> np.ndarray:
