@@ -218,7 +218,10 @@ def _med3_rows(X: np.ndarray, size: np.ndarray) -> np.ndarray:
         return out
     out = np.empty((G, W))
     a, b, c = X[:, :-2], X[:, 1:-1], X[:, 2:]
-    out[:, 1:-1] = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    lo = np.minimum(a, b)
+    hi = np.maximum(a, b)
+    np.minimum(hi, c, out=hi)
+    np.maximum(lo, hi, out=out[:, 1:-1])
     # ends: the median of the first / last three (a one-point spike at the edge is not a level)
     r = np.arange(G)
     f = W - size
@@ -226,8 +229,8 @@ def _med3_rows(X: np.ndarray, size: np.ndarray) -> np.ndarray:
     out[r, f] = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
     a, b, c = X[:, -3], X[:, -2], X[:, -1]
     out[:, -1] = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
-    if f.max() > 0:
-        out[np.arange(W)[None, :] < f[:, None]] = np.nan
+    for i in np.flatnonzero(f).tolist():
+        out[i, :f[i]] = np.nan
     return out
 
 
@@ -421,20 +424,8 @@ def scale_curve(E: np.ndarray, H: int) -> np.ndarray:
     ~hb/10 horizons), made non-decreasing, and beyond the backtest horizon hb extrapolated as
     s(hb) * (h / hb)**p with p in [0, 1] fitted (log-log) on the second half of the horizons."""
     ok = np.isfinite(E)
-    cnt = ok.sum(axis=0)
-    mae = np.where(cnt > 0, np.where(ok, np.abs(E), 0.0).sum(axis=0) / np.maximum(cnt, 1), np.nan)
-    hb = mae.size
-    mae = fill_gaps(np.where(np.isfinite(mae), mae, np.nan)) if np.isfinite(mae).any() \
-        else np.zeros(hb)
-    w = max(1, hb // 10)
-    if w > 1:
-        cs = np.concatenate(([0.0], np.cumsum(mae)))
-        lo = np.clip(np.arange(hb) - w // 2, 0, hb)
-        hi = np.clip(np.arange(hb) + w // 2 + 1, 0, hb)
-        mae = (cs[hi] - cs[lo]) / (hi - lo)
-    # non-decreasing by isotonic regression (pool adjacent violators), not a running max: the
-    # running max of a noisy curve is biased upward (an iid series would get widening bands)
-    s = np.maximum(isotonic(mae), 1e-9)
+    s = _scale_rows(np.where(ok, np.abs(E), 0.0).sum(axis=0)[None, :], ok.sum(axis=0)[None, :])[0]
+    hb = s.size
     if H <= hb:
         return s[:H]
     h = np.arange(1, hb + 1, dtype=float)
@@ -444,6 +435,25 @@ def scale_curve(E: np.ndarray, H: int) -> np.ndarray:
         p = float(np.clip(np.polyfit(np.log(h[half]), np.log(s[half]), 1)[0], 0.0, 1.0))
     ext = s[-1] * (np.arange(hb + 1, H + 1, dtype=float) / hb) ** p
     return np.concatenate([s, ext])
+
+
+def _scale_rows(tot: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """The scale curves (rows, up to hb) of :func:`scale_curve` from the sums of absolute errors
+    ``tot`` and their counts ``cnt`` by horizon (one row per set of folds)."""
+    mae = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
+    hb = mae.shape[1]
+    for i in np.flatnonzero(~np.isfinite(mae).all(axis=1)).tolist():
+        mae[i] = fill_gaps(mae[i]) if np.isfinite(mae[i]).any() else np.zeros(hb)
+    w = max(1, hb // 10)
+    if w > 1:
+        cs = np.zeros((mae.shape[0], hb + 1))
+        np.cumsum(mae, axis=1, out=cs[:, 1:])
+        lo = np.clip(np.arange(hb) - w // 2, 0, hb)
+        hi = np.clip(np.arange(hb) + w // 2 + 1, 0, hb)
+        mae = (cs[:, hi] - cs[:, lo]) / (hi - lo)
+    # non-decreasing by isotonic regression (pool adjacent violators), not a running max: the
+    # running max of a noisy curve is biased upward (an iid series would get widening bands)
+    return np.maximum(np.array([isotonic(r) for r in mae]), 1e-9)
 
 
 def conformal_q(zs: np.ndarray, q: float) -> float:
@@ -488,8 +498,9 @@ def _pooled_q(z: np.ndarray) -> np.ndarray:
 def _row_quantiles(Z: np.ndarray, qs) -> tuple[np.ndarray, np.ndarray]:
     """Linear-interpolation quantiles (as np.quantile) of every row's finite values, vectorised;
     returns (rows x len(qs), finite count per row)."""
-    S = np.sort(np.where(np.isfinite(Z), Z, np.inf), axis=1)
-    c = np.isfinite(Z).sum(axis=1)
+    fin = np.isfinite(Z)
+    S = np.sort(np.where(fin, Z, np.inf), axis=1)
+    c = fin.sum(axis=1)
     pos = np.asarray(qs)[None, :] * np.maximum(c - 1, 0)[:, None]
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, np.maximum(c - 1, 0)[:, None])
@@ -502,9 +513,17 @@ def _row_quantiles(Z: np.ndarray, qs) -> tuple[np.ndarray, np.ndarray]:
 def _rule(Z: np.ndarray) -> np.ndarray:
     """Interval quantiles (at QUANTS) from normalised fold errors Z (folds x steps)."""
     per, c = _row_quantiles(Z, QUANTS)
-    per = per[c >= 5]
-    zs = Z[np.isfinite(Z)]
-    return _fold_rule(_pooled_q(zs), per)
+    return _fold_rule(_pooled_q(Z[np.isfinite(Z)]), per[c >= 5])
+
+
+def _rules(Z: np.ndarray) -> np.ndarray:
+    """:func:`_rule` of every Z[j] (sets x folds x steps; a fold outside a set is all NaN), one
+    row of quantiles per set: the per-fold quantiles of all sets in one sort."""
+    J, F, hb = Z.shape
+    per, c = _row_quantiles(Z.reshape(J * F, hb), QUANTS)
+    per, c = per.reshape(J, F, -1), c.reshape(J, F)
+    fin = np.isfinite(Z)
+    return np.array([_fold_rule(_pooled_q(Z[j][fin[j]]), per[j][c[j] >= 5]) for j in range(J)])
 
 
 def calibrate(E: np.ndarray, H: int, origins=None
@@ -520,7 +539,7 @@ def calibrate(E: np.ndarray, H: int, origins=None
     only on the folds whose forecast windows do not overlap fold k's (``|o_j - o_k| >= hb``; at
     least 3 such folds, else those at least hb/2 away, else all others), so the fold's own
     actuals never calibrate its interval.  This is what predicts the coverage of the final
-    forecast, whose future no fold has seen.
+    forecast, whose future no fold has seen.  (All scored folds at once: one row per fold k.)
     """
     F, hb = E.shape
     s = scale_curve(E, max(H, hb))
@@ -528,29 +547,40 @@ def calibrate(E: np.ndarray, H: int, origins=None
     q_all = _rule(Z)
     zs = np.sort(Z[np.isfinite(Z)])
     o = np.asarray(origins if origins is not None else np.arange(F) * hb, dtype=float)
-    hits80 = hits95 = tot = 0
+    ok = np.isfinite(E)
     # every other fold when there are many (halves the cost; the estimate stays unbiased)
+    ks, rests = [], []
     for k in range(0, F, 2 if F > 12 else 1):
-        ek = E[k][np.isfinite(E[k])]
-        if ek.size == 0:
+        if not ok[k].any():
             continue
         dist = np.abs(o - o[k])
-        rest = np.flatnonzero(dist >= SEPARATION * hb)
-        if rest.size < 3:
-            rest = np.flatnonzero(dist >= SEPARATION * hb / 2)
-        if rest.size < 3:
-            rest = np.flatnonzero(dist > 0)
-        if rest.size < 2:
+        rest = dist >= SEPARATION * hb
+        if rest.sum() < 3:
+            rest = dist >= SEPARATION * hb / 2
+        if rest.sum() < 3:
+            rest = dist > 0
+        if rest.sum() < 2:
             continue
-        sk = scale_curve(E[rest], hb)
-        q = _rule(E[rest] / sk[None, :])
-        zk = E[k] / sk
-        zk = zk[np.isfinite(zk)]
-        hits95 += int(((zk >= q[0]) & (zk <= q[3])).sum())
-        hits80 += int(((zk >= q[1]) & (zk <= q[2])).sum())
-        tot += zk.size
-    cov80 = hits80 / tot if tot else float("nan")
-    cov95 = hits95 / tot if tot else float("nan")
+        ks.append(k)
+        rests.append(rest)
+    if not ks:
+        return s[:H], q_all, zs, float("nan"), float("nan")
+    M = np.array(rests)                                        # (scored folds, F)
+    A = np.where(ok, np.abs(E), 0.0)
+    # sums over each fold set in fold order (a fold outside the set adds an exact 0)
+    tot = (A[None, :, :] * M[:, :, None]).sum(axis=1)
+    cnt = (ok[None, :, :] & M[:, :, None]).sum(axis=1)
+    sk = _scale_rows(tot, cnt)                                  # (scored folds, hb)
+    with np.errstate(invalid="ignore"):
+        Zr = np.where(M[:, :, None], E[None, :, :] / sk[:, None, :], np.nan)
+    q = _rules(Zr)                                              # (scored folds, 4)
+    zk = E[ks] / sk
+    fin = np.isfinite(zk)
+    hits95 = int((fin & (zk >= q[:, :1]) & (zk <= q[:, 3:4])).sum())
+    hits80 = int((fin & (zk >= q[:, 1:2]) & (zk <= q[:, 2:3])).sum())
+    n = int(fin.sum())
+    cov80 = hits80 / n if n else float("nan")
+    cov95 = hits95 / n if n else float("nan")
     return s[:H], q_all, zs, cov80, cov95
 
 
@@ -723,8 +753,11 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         win, s_folds, s_final = got
         inv = tf[spec.transform][1]
         Fb = inv(forecast_matrix(win, spec, hb, L, folds, s_folds))
-        err = Y - Fb
-        score = float(np.nanmean(np.abs(err))) if np.isfinite(err).any() else np.inf
+        err = np.abs(Y - Fb)
+        tot = err.sum()
+        # = np.nanmean(err) when nothing is missing (the same sum and count), else nanmean
+        score = float(tot / err.size) if np.isfinite(tot) else \
+            float(np.nanmean(err)) if np.isfinite(err).any() else np.inf
         results[spec] = (score, Fb, inv(forecast_matrix(win, spec, H, L, final, s_final))[0])
 
     for m in [0, *periods]:
@@ -749,9 +782,11 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
     # al. 2018): each fold's errors are divided by the noise level just before its origin, and
     # the final bands are multiplied by the noise level now, so a noisier regime after a deploy
     # widens the intervals instead of inheriting the calm past.
-    sig = np.array([local_noise(y, o, 2 * L) for o in origins])
-    sig_now = local_noise(y, n, 2 * L)
-    ref = float(np.median(sig)) if np.isfinite(sig).all() and np.median(sig) > 0 else 0.0
+    ref = sig_now = 0.0
+    if LOCAL_SCALE:      # (off: the noise levels are not computed at all)
+        sig = np.array([local_noise(y, o, 2 * L) for o in origins])
+        sig_now = local_noise(y, n, 2 * L)
+        ref = float(np.median(sig)) if np.isfinite(sig).all() and np.median(sig) > 0 else 0.0
     if LOCAL_SCALE and ref > 0 and sig_now > 0:
         sig = np.maximum(sig, 0.2 * ref) / ref
         sig_now = max(sig_now, 0.2 * ref) / ref
