@@ -45,22 +45,31 @@ def isotonic(y: np.ndarray) -> np.ndarray:
     if up.all():
         return y.copy()
     first = int(np.argmin(up))            # y[:first + 1] is non-decreasing: pushed unmerged
-    vals = y[:first + 1].tolist()
-    wts = [1.0] * len(vals)
-    lens = [1] * len(vals)
+    # the blocks below the top one (value, weight, length); the top block lives in locals, so
+    # pooling a new point into it (the usual case) touches no list
+    vals = y[:first].tolist()
+    wts = [1.0] * first
+    lens = [1] * first
+    tv, tw, tc = float(y[first]), 1.0, 1
     for v in y[first + 1:].tolist():
-        # push v, pooling it with the blocks below while they are larger: the new block's value
-        # is (below * w_below + v * w_v) / (w_below + w_v), exactly the plain loop's arithmetic
-        w = 1.0
-        c = 1
-        while vals and vals[-1] > v:
+        if not tv > v:                    # no violation: the top block is final for now
+            vals.append(tv)
+            wts.append(tw)
+            lens.append(tc)
+            tv, tw, tc = v, 1.0, 1
+            continue
+        # pool (below * w_below + top * w_top) / (w_below + w_top): the plain loop's arithmetic
+        w = tw + 1.0
+        tv = (tv * tw + v * 1.0) / w
+        tw = w
+        tc += 1
+        while vals and vals[-1] > tv:
             pv = vals.pop()
             pw = wts.pop()
-            c += lens.pop()
-            nw = pw + w
-            v = (pv * pw + v * w) / nw
-            w = nw
-        vals.append(v)
-        wts.append(w)
-        lens.append(c)
+            tc += lens.pop()
+            w = pw + tw
+            tv = (pv * pw + tv * tw) / w
+            tw = w
+    vals.append(tv)
+    lens.append(tc)
     return np.repeat(vals, lens)

@@ -144,48 +144,77 @@ def weekly_profiles(zf: np.ndarray, origins, m: int, kmax: int, m_day: int,
     base = Sd[:, np.arange(m) % m_day]
     out = base.copy()                       # fewer than two weeks: the daily profile
     K = np.minimum(kmax, O // m)
-    for k in np.unique(K[K >= 2]).tolist():
-        g = np.flatnonzero(K == k)
-        G = g.size
-        start = O[g] - k * m
-        # x[i] = zf[start:o] - base[t % m]: windows of the series and of the profile tiled
-        x = np.lib.stride_tricks.sliding_window_view(zf, k * m)[start]
-        x -= np.lib.stride_tricks.sliding_window_view(np.tile(base[g], (1, k + 1)), k * m,
-                                                      axis=1)[np.arange(G), start % m]
-        cs = np.zeros((G, k * m + 1))
-        np.cumsum(x, axis=1, out=cs[:, 1:])
-        ma_valid = (cs[:, m:] - cs[:, :-m]) / m            # centred at i + m/2
-        nv = ma_valid.shape[1]
-        pos = np.arange(nv) + m / 2
-        mv = ma_valid.mean(axis=1)
-        if nv >= 2:
+    rows = np.flatnonzero(K >= 2)
+    if rows.size == 0:
+        return out
+    # all origins in one pass: row i holds its k_i weeks from the left (columns beyond k_i m are
+    # padding, never read by a row's own sums, medians or means)
+    k = K[rows]
+    G, kM = rows.size, int(k.max())
+    W = kM * m
+    start = O[rows] - k * m
+    # x[i] = zf[start:o] - base[t % m]: windows of the series and of the profile tiled
+    x = np.lib.stride_tricks.sliding_window_view(np.concatenate([zf, np.zeros(W)]), W)[start]
+    x -= np.lib.stride_tricks.sliding_window_view(np.tile(base[rows], (1, kM + 1)), W,
+                                                  axis=1)[np.arange(G), start % m]
+    cs = np.zeros((G, W + 1))
+    np.cumsum(x, axis=1, out=cs[:, 1:])
+    ma_valid = (cs[:, m:] - cs[:, :-m]) / m            # centred at i + m/2; row i: nv_i values
+    nv = k * m - m + 1
+    b0, b1 = np.empty(G), np.empty(G)
+    for kk in np.unique(k).tolist():     # the centred average's linear extension, per length
+        g = np.flatnonzero(k == kk)
+        n_v = kk * m - m + 1
+        mv = ma_valid[g, :n_v].mean(axis=1)
+        pos = np.arange(n_v) + m / 2
+        if n_v >= 2:
             pc = pos - pos.mean()
-            ppc = np.dot(pc, pc)
-            b1 = np.array([np.dot(pc, ma_valid[i] - mv[i]) for i in range(G)]) / ppc
-            b0 = mv - b1 * pos.mean()
+            b1[g] = np.array([np.dot(pc, ma_valid[i, :n_v] - mv[j])
+                              for j, i in enumerate(g.tolist())]) / np.dot(pc, pc)
+            b0[g] = mv - b1[g] * pos.mean()
         else:
-            b1, b0 = np.zeros(G), ma_valid[:, 0]
-        ma = b0[:, None] + b1[:, None] * np.arange(k * m)
-        lo = int(np.ceil(m / 2))
-        ma[:, lo:lo + nv] = ma_valid
-        blocks = (x - ma).reshape(G, k, m)
-        if k >= 3:   # robust: bursts in one week must not hide a real weekly cycle
-            bt = np.ascontiguousarray(blocks.transpose(0, 2, 1))      # (G, m, k)
-            med = median_last(bt)
-            dev = med - med.mean(axis=1, keepdims=True)
-            mad = median_last(np.abs(bt - med[:, :, None]))
-            noise = np.mean((1.4826 * mad) ** 2, axis=1) * (np.pi / 2) / k   # var of a median
-        else:
-            dev = blocks.mean(axis=1)
-            dev = dev - dev.mean(axis=1, keepdims=True)
-            noise = np.mean(blocks.var(axis=1, ddof=1), axis=1) / k
-        signal = np.maximum(0.0, np.mean(dev ** 2, axis=1) - noise)
-        tot = signal + noise
-        w = np.where(tot > 0, signal / np.where(tot > 0, tot, 1.0), 0.0)
-        og = base[g]
-        og[np.arange(G)[:, None], (start[:, None] + np.arange(m)) % m] += w[:, None] * dev
-        out[g] = og - og.mean(axis=1, keepdims=True)
+            b1[g], b0[g] = 0.0, ma_valid[g, 0]
+    ma = b0[:, None] + b1[:, None] * np.arange(W)
+    lo = int(np.ceil(m / 2))
+    j = np.arange(ma_valid.shape[1])                  # row i: ma[lo:lo + nv_i] = ma_valid[:nv_i]
+    ma[:, lo:lo + j.size] = np.where(j[None, :] < nv[:, None], ma_valid, ma[:, lo:lo + j.size])
+    blocks = (x - ma).reshape(G, kM, m)
+    dev = np.empty((G, m))
+    noise = np.empty(G)
+    r3 = np.flatnonzero(k >= 3)
+    if r3.size:   # robust: bursts in one week must not hide a real weekly cycle
+        k3 = k[r3]
+        bt = np.ascontiguousarray(blocks[r3].transpose(0, 2, 1))      # (rows, m, kM)
+        if k3.min() < kM:                                             # weeks beyond k_i
+            bt[np.broadcast_to(np.arange(kM)[None, None, :] >= k3[:, None, None], bt.shape)] = \
+                np.nan
+        med = _median_first(bt, k3)
+        dev[r3] = med - med.mean(axis=1, keepdims=True)
+        mad = _median_first(np.abs(bt - med[:, :, None]), k3)
+        noise[r3] = np.mean((1.4826 * mad) ** 2, axis=1) * (np.pi / 2) / k3   # var of a median
+    r2 = np.flatnonzero(k == 2)
+    if r2.size:
+        b2 = blocks[r2, :2]
+        d2 = b2.mean(axis=1)
+        dev[r2] = d2 - d2.mean(axis=1, keepdims=True)
+        noise[r2] = np.mean(b2.var(axis=1, ddof=1), axis=1) / 2
+    signal = np.maximum(0.0, np.mean(dev ** 2, axis=1) - noise)
+    tot = signal + noise
+    w = np.where(tot > 0, signal / np.where(tot > 0, tot, 1.0), 0.0)
+    og = base[rows]
+    og[np.arange(G)[:, None], (start[:, None] + np.arange(m)) % m] += w[:, None] * dev
+    out[rows] = og - og.mean(axis=1, keepdims=True)
     return out
+
+
+def _median_first(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Median of the first n[i] values along the last axis of x[i] (the rest NaN), exactly as
+    np.median of those values: the same order statistics, (a + b) / 2 for an even count."""
+    s = np.sort(x, axis=-1)                 # NaN last
+    h = (n // 2)[:, None, None]
+    b = np.take_along_axis(s, h, axis=-1)[..., 0]
+    a = np.take_along_axis(s, h - 1, axis=-1)[..., 0]
+    return np.where((n % 2 == 0)[:, None], (a + b) / 2, b)
 
 
 def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int,
