@@ -397,11 +397,13 @@ def _slopes(p: Windows, L: int) -> np.ndarray:
         NB = int(nb.max())
         out = np.zeros(G)
         if NB >= 3:
-            B = p.D[:, W - NB * L:].reshape(G, NB, L)
+            # block medians of all windows at once (right-aligned; a row's blocks before its
+            # window are NaN and never used)
+            BM = median_last(p.D[:, W - NB * L:].reshape(G, NB, L))
             rows = np.flatnonzero(nb >= 3)
             for v in np.unique(nb[rows]).tolist():
                 g = rows[nb[rows] == v]
-                bm = median_last(B[g, NB - v:])
+                bm = BM[g, NB - v:]
                 i, j, dij = _pairs(v)
                 out[g] = median_last((bm[:, j] - bm[:, i]) / dij) / L
         p.cache["slope"] = out
