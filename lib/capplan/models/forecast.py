@@ -142,7 +142,13 @@ class Forecast:
         # in place where possible: every fresh (n, H) array costs more than the arithmetic
         paths = rng.standard_normal((n, H))
         paths *= inc[None, :]
-        np.cumsum(paths, axis=1, out=paths)      # level error: a random walk along each path
+        # level error: a random walk along each path, i.e. np.cumsum(axis=1); for many paths step
+        # by step (one vector add per step beats n short scans; the same sums in the same order)
+        if n >= 256:
+            for h in range(1, H):
+                np.add(paths[:, h], paths[:, h - 1], out=paths[:, h])
+        else:
+            np.cumsum(paths, axis=1, out=paths)
         paths += mean[None, :]
         b = int(max(1, min(self.block, r.size)))
         nb = -(-H // b)
