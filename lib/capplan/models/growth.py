@@ -128,7 +128,10 @@ def _resample(y: pd.Series, grain: str) -> tuple[pd.Series, list[str], pd.Timede
         warns.append("timestamps had no time zone: taken as UTC")
     else:
         s = s.tz_convert("UTC")
-    s = s.replace([np.inf, -np.inf], np.nan).sort_index()
+    if np.isinf(s.to_numpy()).any():
+        s = s.replace([np.inf, -np.inf], np.nan)
+    if not s.index.is_monotonic_increasing:
+        s = s.sort_index()
     hist = _on_grain(s, step)
     if hist is None:
         hist = s.resample(step).mean()
