@@ -179,21 +179,27 @@ def _block(step: pd.Timedelta, n: int) -> int:
     return int(max(2, n // 12))
 
 
-def _deseasonalised(values: np.ndarray, periods: dict[int, str]) -> np.ndarray:
+def _deseasonalised(values: np.ndarray, periods: dict[int, str],
+                    profiles: dict | None = None) -> np.ndarray:
+    """``profiles``: :func:`growth_core.profiles_at` ending at the last step, if computed."""
     zf = core.fill_gaps(values)
     m = max(periods, default=0)
     m_day = next((k for k, nm in periods.items() if nm == "day"), 0)
     if m:
-        S = (core.weekly_profile(zf, zf.size, m, core.KMAX["week"], m_day)
-             if periods[m] == "week" and m_day else
-             core.season_profile(zf, zf.size, m, core.KMAX[periods[m]]))
+        if profiles is not None and profiles.get(m) is not None:
+            S = profiles[m][-1]
+        else:
+            S = (core.weekly_profile(zf, zf.size, m, core.KMAX["week"], m_day)
+                 if periods[m] == "week" and m_day else
+                 core.season_profile(zf, zf.size, m, core.KMAX[periods[m]]))
         if S is not None:
             zf = zf - S[np.arange(zf.size) % m]
     return core.med3(zf)
 
 
-def _changes(hist: pd.Series, periods: dict[int, str], L: int, **kw) -> tuple[Change, ...]:
-    d = _deseasonalised(hist.to_numpy(float), periods)
+def _changes(hist: pd.Series, periods: dict[int, str], L: int, profiles: dict | None = None,
+             **kw) -> tuple[Change, ...]:
+    d = _deseasonalised(hist.to_numpy(float), periods, profiles)
     return tuple(Change(timestamp=hist.index[k], kind=kind, size=float(size), index=int(k))
                  for k, kind, size in find_changes(d, L, **kw))
 
@@ -254,15 +260,21 @@ def fit_forecast(y: pd.Series, *, horizon: int, grain: str = "1h",
         warns.append(f"history has values outside bounds {bounds}; forecasts are clipped")
     periods = _periods(step, n)
     L = _block(step, n)
-    changes = _changes(hist, periods, L)
+    min_fit = max(MIN_HISTORY // 2, 12)
+    # the seasonal profiles at every backtest origin and at the end, computed once for the
+    # change detection (the last row) and the backtest
+    origins, _ = core.fold_origins(n, horizon, periods, min_fit)
+    profiles = core.profiles_at(core.fill_gaps(values), [*origins, n], periods)
+    changes = _changes(hist, periods, L, profiles)
     for c in changes[-2:]:
         what = "level shift" if c.kind == "level" else "trend change"
         unit = "" if c.kind == "level" else f" per {grain}"
         warns.append(f"{what} of {c.size:+.4g}{unit} at {c.timestamp.isoformat()}: level and trend "
                      "are fitted on the history after it")
     res = core.run_core(values, horizon, periods, L, bounds, [c.index for c in changes],
-                        min_fit=max(MIN_HISTORY // 2, 12),
-                        level_changes=[c.index for c in changes if c.kind == "level"])
+                        min_fit=min_fit,
+                        level_changes=[c.index for c in changes if c.kind == "level"],
+                        profiles=profiles)
     names = {m: nm for m, nm in periods.items()}
     model = " + ".join(s.name(names) for s in res.specs)
     if len(res.specs) > 1:

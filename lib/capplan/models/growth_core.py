@@ -335,13 +335,16 @@ class Windows:
 
 
 def prepare(zf: np.ndarray, origins, m: int, kmax: int, L: int, t_start, l_start,
-            m_day: int = 0, Sd: np.ndarray | None = None) -> Windows | None:
+            m_day: int = 0, Sd: np.ndarray | None = None, S=False) -> Windows | None:
     """Profiles and trend windows at every origin (``t_start`` / ``l_start``: per origin, where
     the trend window / the level may start).  ``Sd``: the daily profiles at the same origins,
-    already computed for this transform (reused by the weekly profile).  None when a profile is
-    missing at any origin."""
+    already computed for this transform (reused by the weekly profile); ``S``: the profiles
+    themselves if already computed (None: missing).  None when a profile is missing at any
+    origin."""
     O = np.asarray(origins, dtype=np.int64)
-    if m and m_day and m > m_day:
+    if S is not False:
+        pass
+    elif m and m_day and m > m_day:
         S = weekly_profiles(zf, O, m, kmax, m_day, Sd)
     elif m:
         S = season_profiles(zf, O, m, kmax)
@@ -708,21 +711,8 @@ def noise_pool(z: np.ndarray, spec: Spec, got, L: int) -> np.ndarray | None:
     return r - median_last(r) if r.size >= 8 else None
 
 
-def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
-             bounds: tuple[float | None, float | None], changes: list[int],
-             min_fit: int, level_changes: list[int] = ()) -> CoreResult:
-    """Evaluate the candidate grid by rolling-origin backtest and return the combined forecast."""
-    n = y.size
-    lo_b, hi_b = bounds
-    obs = y[~np.isnan(y)]
-    transforms = ["none"]
-    if obs.size and np.all(obs - (lo_b or 0.0) > 0):
-        transforms.append("log")
-    if lo_b is not None and hi_b is not None:
-        transforms.append("logit")
-    tf = {t: make_transform(t, y, lo_b, hi_b) for t in transforms}
-    zf = {t: fill_gaps(tf[t][0](y)) for t in transforms}
-
+def fold_origins(n: int, H: int, periods: dict[int, str], min_fit: int) -> tuple[list, int]:
+    """(backtest origins, backtest horizon hb) for a series of n steps and horizon H."""
     # the first origin leaves room for the profiles: 3 cycles of the longest period, else 2
     # (the weekly profile needs two weeks), as long as a third of the series stays for folds
     o_min = min_fit
@@ -738,7 +728,44 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         o_min = max(1, last)
     # short backtest horizons get more folds so that >= ~240 errors calibrate the intervals
     nf = int(min(max(MAX_FOLDS, min(40, int(np.ceil(240 / hb)))), max(1, last - o_min + 1)))
-    origins = sorted({int(round(v)) for v in np.linspace(o_min, last, nf)})
+    return sorted({int(round(v)) for v in np.linspace(o_min, last, nf)}), hb
+
+
+def profiles_at(zf: np.ndarray, origins, periods: dict[int, str]) -> dict:
+    """{period: seasonal profiles at every origin (rows)} of the untransformed, gap-filled series
+    (what :func:`run_core` computes for its 'none' candidates; None where a profile is missing)."""
+    m_day = next((m for m, nm in periods.items() if nm == "day"), 0)
+    out = {}
+    for m in sorted(periods):
+        if periods[m] == "week" and m_day:
+            Sd = out.get(m_day)
+            out[m] = None if Sd is None else weekly_profiles(zf, origins, m, KMAX["week"], m_day,
+                                                             Sd)
+        else:
+            out[m] = season_profiles(zf, origins, m, KMAX.get(periods[m], 6))
+    return out
+
+
+def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
+             bounds: tuple[float | None, float | None], changes: list[int],
+             min_fit: int, level_changes: list[int] = (), profiles: dict | None = None
+             ) -> CoreResult:
+    """Evaluate the candidate grid by rolling-origin backtest and return the combined forecast.
+
+    ``profiles``: :func:`profiles_at` of this series at ``fold_origins(...) + [n]``, if the
+    caller has it already."""
+    n = y.size
+    lo_b, hi_b = bounds
+    obs = y[~np.isnan(y)]
+    transforms = ["none"]
+    if obs.size and np.all(obs - (lo_b or 0.0) > 0):
+        transforms.append("log")
+    if lo_b is not None and hi_b is not None:
+        transforms.append("logit")
+    tf = {t: make_transform(t, y, lo_b, hi_b) for t in transforms}
+    zf = {t: fill_gaps(tf[t][0](y)) for t in transforms}
+
+    origins, hb = fold_origins(n, H, periods, min_fit)
     Y = np.array([y[o:o + hb] for o in origins])
 
     def t_start(o: int) -> int:
@@ -768,7 +795,8 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
                 dp = prepared(t, m_day)
                 if dp is not None:
                     Sd = dp[0].S
-            win = prepare(zf[t], O, m, kmax, L, t_starts, l_starts, md, Sd)
+            S = profiles.get(m, False) if profiles is not None and t == "none" and m else False
+            win = prepare(zf[t], O, m, kmax, L, t_starts, l_starts, md, Sd, S)
             prep_cache[key] = None if win is None else \
                 (win, season_matrix(win, m, hb, folds), season_matrix(win, m, H, final))
         return prep_cache[key]
