@@ -131,8 +131,9 @@ def run(n_series: int, chunk: int, workers: int, out_dir: str) -> dict:
 def _report(label: str, r: dict) -> str:
     ws = r["workers"].values()
     on_core = [w["cpu_share"] for w in ws if w["cpu_share"] is not None]
-    rss = ", ".join(f"{w['rss_first_mb']:.0f} -> {w['rss_last_mb']:.0f} (max {w['rss_max_mb']:.0f},"
-                    f" peak {w['peak_rss_mb']:.0f}, {w['chunks']} chunks)" for w in ws)
+    rss = "; ".join(f"{w['rss_first_mb']:.0f} -> {w['rss_last_mb']:.0f} (max {w['rss_max_mb']:.0f},"
+                    f" peak {w['peak_rss_mb']:.0f}; after chunk "
+                    + " ".join(f"{k}:{v:.0f}" for k, v in w["rss_trace"]) + ")" for w in ws)
     return (f"{label}: {r['wall_s']:7.1f} s; busy {r['busy_share']:.3f}, on-core "
             f"{min(on_core, default=0):.2f}-{max(on_core, default=0):.2f}; "
             f"{1000 * r['cpu_s'] / max(r['series'], 1):.1f} CPU-ms a series in fits "
@@ -157,6 +158,7 @@ def _brief(r: dict | None) -> dict | None:
             "worker_rss_first_mb": [w["rss_first_mb"] for w in ws],
             "worker_rss_last_mb": [w["rss_last_mb"] for w in ws],
             "worker_rss_max_mb": [w["rss_max_mb"] for w in ws],
+            "worker_rss_trace": [w["rss_trace"] for w in ws],
             "worker_profiler_on": r["worker_profiler_on"]}
 
 

@@ -325,24 +325,20 @@ def test_worker_memory_does_not_grow_with_the_number_of_chunks():
     Dask's profiler on (the default outside dask_client) +2,289 objects, and this fails.  Dask's
     own bounded logs (stimuli, transitions: ``low-level-log-length`` entries) are made short so
     they are full before chunk 15; the profiler keeps that many 1-s cycles, longer than this."""
-    import cloudpickle
     import dask
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])   # workers lack tests/ on the path
-    try:
-        with dask.config.set({"distributed.admin.low-level-log-length": 40}), \
-                dask_client("", workers=1) as client:
-            client.run(lambda: __import__("capplan.models.growth"))
+    # (the worker processes are spawned with this sys.path, so this module imports there)
+    with dask.config.set({"distributed.admin.low-level-log-length": 40}), \
+            dask_client("", workers=1) as client:
+        client.run(lambda: __import__("capplan.models.growth"))
 
-            def run(a, b):
-                for c in range(a, b):
-                    keys = [str(3 * c % 50), str((3 * c + 1) % 50)]
-                    out = client.submit(_fit_and_count, keys, _load_series, pure=False).result()
-                return out
+        def run(a, b):
+            for c in range(a, b):
+                keys = [str(3 * c % 50), str((3 * c + 1) % 50)]
+                out = client.submit(_fit_and_count, keys, _load_series, pure=False).result()
+            return out
 
-            n15, rss15 = run(0, 15)
-            n45, rss45 = run(15, 45)
-    finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        n15, rss15 = run(0, 15)
+        n45, rss45 = run(15, 45)
     assert n45 - n15 <= 300, (n15, n45)
     assert rss45 - rss15 <= 4.0, (rss15, rss45)

@@ -2,7 +2,9 @@
 processes started from the venv's CLI (separate processes, loopback, free ports), one worker
 killed with SIGKILL while it runs a service.  The fleet must still complete with every service
 reported (Dask resubmits the lost task to the surviving worker) and give the same numbers as a
-LocalCluster run of the same fleet file.
+LocalCluster run of the same fleet file.  The surviving worker then fits a few series with
+:func:`capplan.runner.fleet_series.fit_series_fleet` (started with its ``WORKER_ENV``: no Dask
+profiler), and the rows must be identical to a LocalCluster's.
 
 Every process the test starts is stopped by its pid in a ``finally`` (also when it fails).
 """
@@ -77,6 +79,36 @@ def _results(latest: Path) -> dict:
     return out
 
 
+def _load_series(keys):
+    """Hourly series with a clear upward trend (``short``: too little history to fit)."""
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    for k in keys:
+        n = 10 if k == "short" else 24 * 21
+        rng = np.random.default_rng(7 if k == "short" else int(k))
+        t = np.arange(n)
+        y = 100 + 0.05 * (0 if k == "short" else int(k)) * t + 5 * np.sin(2 * np.pi * t / 24) \
+            + rng.normal(0, 1, n)
+        idx = pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC")
+        out[k] = (pd.Series(y, index=idx), 140.0)
+    return out
+
+
+def _series_rows(client, out_dir: Path) -> tuple[dict, list]:
+    """fit_series_fleet of 5 series (2 a chunk): the summary and the CSV rows, by key."""
+    import csv
+
+    from capplan.runner.fleet_series import fit_series_fleet
+
+    res = fit_series_fleet(client, _load_series, ["3", "short", "9", "12", "20"],
+                           out_dir=out_dir, chunk=2, horizon=72, top=3)
+    with open(out_dir / "series.csv", newline="") as fh:
+        rows = sorted(csv.DictReader(fh), key=lambda r: r["key"])
+    return res, rows
+
+
 def _fleet_cmd(params: Path, outputs: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "capplan", "fleet", str(params), "--outputs", str(outputs),
             "--no-progress", *extra]
@@ -89,7 +121,14 @@ def test_killed_worker_on_a_real_cluster_gives_the_local_cluster_results(tmp_pat
 
     params = tmp_path / "cluster-fleet.yaml"
     params.write_text(yaml.safe_dump(FLEET, sort_keys=False))
+    from capplan.runner.fleet import dask_client
+    from capplan.runner.fleet_series import WORKER_ENV, profiling_workers
+
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # _load_series runs on the workers, and the scheduler unpickles the task graph: its module
+    # must be importable on both, as any load function's
+    worker_path = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
+                                                  *filter(None, [env.get("PYTHONPATH")])])}
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = {n: open(tmp_path / f"{n}.log", "w") for n in ("scheduler", "w1", "w2", "fleet")}
@@ -99,13 +138,14 @@ def test_killed_worker_on_a_real_cluster_gives_the_local_cluster_results(tmp_pat
         procs["scheduler"] = subprocess.Popen(
             [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
              "--no-dashboard", "--no-show"], stdout=logs["scheduler"],
-            stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+            stderr=subprocess.STDOUT, env={**env, **worker_path}, cwd=tmp_path)
         for w in ("w1", "w2"):   # no nanny: the worker process is the one we kill, not restarted
             procs[w] = subprocess.Popen(
                 [str(DASK), "worker", address, "--name", w, "--nworkers", "1", "--nthreads", "1",
                  "--no-nanny", "--host", "127.0.0.1", "--no-dashboard",
                  "--local-directory", str(tmp_path / w), "--death-timeout", "60"],
-                stdout=logs[w], stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+                stdout=logs[w], stderr=subprocess.STDOUT, env={**env, **WORKER_ENV, **worker_path},
+                cwd=tmp_path)
         client = Client(address, timeout=30)
         client.wait_for_workers(2, timeout=45)
         workers = client.scheduler_info()["workers"]
@@ -153,6 +193,18 @@ def test_killed_worker_on_a_real_cluster_gives_the_local_cluster_results(tmp_pat
         assert got.keys() == want.keys()
         for name in want:
             assert got[name] == want[name], f"{name} differs between the cluster and LocalCluster"
+
+        # many series on the surviving worker, as on a LocalCluster (same rows, to the bit)
+        assert profiling_workers(client) == []            # WORKER_ENV turned the profiler off
+        res, rows = _series_rows(client, tmp_path / "series-cluster")
+        with dask_client("", workers=1) as local_client:
+            local_res, local_rows = _series_rows(local_client, tmp_path / "series-local")
+        assert [r["key"] for r in rows] == ["12", "20", "3", "9", "short"]
+        assert rows == local_rows
+        assert rows[-1]["status"] == "refused" and rows[0]["status"] == "ok"
+        assert (res["counts"], res["top"]) == (local_res["counts"], local_res["top"])
+        assert res["worker_profiler_on"] == local_res["worker_profiler_on"] == 0
+        assert list(res["workers"]) != list(local_res["workers"])   # really two clusters
     finally:
         if client is not None:
             client.close()
