@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from capplan.models._fastmath import isotonic, median_last
+from capplan.models._fastmath import isotonic, median_first, median_last
 
 LEVELS = (("ewm", 0.05), ("ewm", 0.15), ("ewm", 0.4), ("med", 0.0))
 TRENDS = ("none", "damped", "linear")
@@ -166,12 +166,11 @@ def weekly_profiles(zf: np.ndarray, origins, m: int, kmax: int, m_day: int,
         g = np.flatnonzero(k == kk)
         n_v = kk * m - m + 1
         mv = ma_valid[g, :n_v].mean(axis=1)
-        pos = np.arange(n_v) + m / 2
         if n_v >= 2:
-            pc = pos - pos.mean()
-            b1[g] = np.array([np.dot(pc, ma_valid[i, :n_v] - mv[j])
-                              for j, i in enumerate(g.tolist())]) / np.dot(pc, pc)
-            b0[g] = mv - b1[g] * pos.mean()
+            pc, ppc, pm = _centred(n_v, m)
+            dv = ma_valid[g, :n_v] - mv[:, None]
+            b1[g] = np.array([np.dot(pc, d) for d in dv]) / ppc
+            b0[g] = mv - b1[g] * pm
         else:
             b1[g], b0[g] = 0.0, ma_valid[g, 0]
     ma = b0[:, None] + b1[:, None] * np.arange(W)
@@ -184,13 +183,10 @@ def weekly_profiles(zf: np.ndarray, origins, m: int, kmax: int, m_day: int,
     r3 = np.flatnonzero(k >= 3)
     if r3.size:   # robust: bursts in one week must not hide a real weekly cycle
         k3 = k[r3]
-        bt = np.ascontiguousarray(blocks[r3].transpose(0, 2, 1))      # (rows, m, kM)
-        if k3.min() < kM:                                             # weeks beyond k_i
-            bt[np.broadcast_to(np.arange(kM)[None, None, :] >= k3[:, None, None], bt.shape)] = \
-                np.nan
-        med = _median_first(bt, k3)
+        b3 = blocks[r3] if r3.size < G else blocks
+        med = median_first(b3, k3)                         # per phase, over the row's k weeks
         dev[r3] = med - med.mean(axis=1, keepdims=True)
-        mad = _median_first(np.abs(bt - med[:, :, None]), k3)
+        mad = median_first(np.abs(b3 - med[:, None, :]), k3)
         noise[r3] = np.mean((1.4826 * mad) ** 2, axis=1) * (np.pi / 2) / k3   # var of a median
     r2 = np.flatnonzero(k == 2)
     if r2.size:
@@ -207,14 +203,13 @@ def weekly_profiles(zf: np.ndarray, origins, m: int, kmax: int, m_day: int,
     return out
 
 
-def _median_first(x: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Median of the first n[i] values along the last axis of x[i] (the rest NaN), exactly as
-    np.median of those values: the same order statistics, (a + b) / 2 for an even count."""
-    s = np.sort(x, axis=-1)                 # NaN last
-    h = (n // 2)[:, None, None]
-    b = np.take_along_axis(s, h, axis=-1)[..., 0]
-    a = np.take_along_axis(s, h - 1, axis=-1)[..., 0]
-    return np.where((n % 2 == 0)[:, None], (a + b) / 2, b)
+@functools.lru_cache(maxsize=64)
+def _centred(n_v: int, m: int) -> tuple[np.ndarray, float, float]:
+    """Positions i + m/2 of n_v centred averages: (centred positions, their sum of squares,
+    their mean)."""
+    pos = np.arange(n_v) + m / 2
+    pc = pos - pos.mean()
+    return pc, np.dot(pc, pc), pos.mean()
 
 
 def weekly_profile(zf: np.ndarray, o: int, m: int, kmax: int, m_day: int,
