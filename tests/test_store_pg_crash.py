@@ -4,6 +4,7 @@ A writer process appends large frames (one binary COPY each) in a loop.  The tes
 SIGKILL while its COPY is running, or terminates its backend (pg_terminate_backend) while its
 transaction holds written rows, and then checks that no part of the interrupted append is
 visible, that the rollup still agrees with the samples, and that the store takes new appends.
+The same holds for a scrape-sized append (one round trip) whose backend is terminated inside it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import subprocess
 import textwrap
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import psycopg
 import pytest
 from psycopg import sql
 
+from capplan.core.frame import labels_key, make_frame
+from capplan.errors import StoreError
 from capplan.store import downsample, open_store
 
 ENV = "CAPPLAN_TEST_CRASH_DSN"
@@ -162,3 +166,45 @@ def test_backend_terminated_mid_transaction_leaves_no_partial_append(pg_dsn, sch
     assert proc.returncode == 3, err  # a typed StoreError, not a traceback
     assert "StoreError" in err and "Traceback" not in err and "reopen the store" in err
     _check_whole_appends_and_usable(pg_dsn, schema, committed)
+
+
+def _scrape(k: int):
+    t = pd.Timestamp("2026-05-01", tz="UTC") + pd.Timedelta(seconds=10 * k)
+    return make_frame([{"timestamp": t, "source": "demo", "metric": "x_bytes",
+                        "labels": {"i": str(i)}, "value": float(k), "kind": "gauge",
+                        "unit": "bytes"} for i in range(N_SERIES)])
+
+
+def test_backend_terminated_inside_a_one_round_trip_append_leaves_nothing(pg_dsn, schema):
+    ident = sql.Identifier(schema)
+    with open_store(f"env:{ENV}", schema=schema) as store:
+        store.append(_scrape(0))  # creates the series: the next scrape is one round trip
+        pid = store._conn.info.backend_pid
+        # the blocker is closed first: if the test fails, its rollback frees the writer thread
+        # before the pool waits for it
+        with ThreadPoolExecutor(1) as pool, psycopg.connect(pg_dsn) as blocker:
+            # an uncommitted row with the key of one of the scrape's samples: the writer waits
+            # for it inside its write statement, holding the series locks (and what it wrote)
+            blocker.execute(sql.SQL(
+                "INSERT INTO {s}.sample_rows SELECT id, %s, -1 FROM {s}.series_key WHERE labels = %s"
+            ).format(s=ident), (_scrape(1)["timestamp"].iloc[0], labels_key({"i": "7"})))
+            writing = pool.submit(store.append, _scrape(1))
+            deadline = time.monotonic() + 60
+            while not blocker.execute("SELECT pg_backend_pid() = ANY(pg_blocking_pids(%s))",
+                                      (pid,)).fetchone()[0]:
+                assert not writing.done(), writing.result()
+                assert time.monotonic() < deadline, "the writer never waited inside its append"
+                time.sleep(0.005)
+            assert blocker.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+            with pytest.raises(StoreError) as err:
+                writing.result(timeout=60)
+            blocker.rollback()
+        assert "reopen the store" in err.value.hint
+    with open_store(f"env:{ENV}", schema=schema) as store:
+        got = store.query()
+        assert len(got) == N_SERIES and set(got["value"]) == {0.0}  # nothing of scrape 1
+        assert store.series()["n"].tolist() == [1] * N_SERIES  # the rollup agrees
+        pd.testing.assert_frame_equal(store.query(grain="1h"), downsample(got, "1h"))
+        assert store.append(_scrape(1)) == N_SERIES and store.append(_scrape(2)) == N_SERIES
+        assert store.series()["n"].tolist() == [3] * N_SERIES
+        assert store.query(grain="1h")["value"].tolist() == [1.0] * N_SERIES
