@@ -545,14 +545,17 @@ def _rule(Z: np.ndarray) -> np.ndarray:
     return _fold_rule(_pooled_q(Z[np.isfinite(Z)]), per[c >= 5])
 
 
-def _rules(Z: np.ndarray) -> np.ndarray:
-    """:func:`_rule` of every Z[j] (sets x folds x steps; a fold outside a set is all NaN), one
+def _rules(Z: np.ndarray, sets: np.ndarray) -> np.ndarray:
+    """:func:`_rule` of every set of rows of Z (``sets``: the set of each row, ascending), one
     row of quantiles per set: the per-fold quantiles of all sets in one sort."""
-    J, F, hb = Z.shape
-    per, c = _row_quantiles(Z.reshape(J * F, hb), QUANTS)
-    per, c = per.reshape(J, F, -1), c.reshape(J, F)
+    per, c = _row_quantiles(Z, QUANTS)
     fin = np.isfinite(Z)
-    return np.array([_fold_rule(_pooled_q(Z[j][fin[j]]), per[j][c[j] >= 5]) for j in range(J)])
+    cuts = np.flatnonzero(np.diff(sets)) + 1
+    out = []
+    for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), sets.size]):
+        z = Z[a:b]
+        out.append(_fold_rule(_pooled_q(z[fin[a:b]]), per[a:b][c[a:b] >= 5]))
+    return np.array(out)
 
 
 def calibrate(E: np.ndarray, H: int, origins=None
@@ -600,9 +603,8 @@ def calibrate(E: np.ndarray, H: int, origins=None
     tot = (A[None, :, :] * M[:, :, None]).sum(axis=1)
     cnt = (ok[None, :, :] & M[:, :, None]).sum(axis=1)
     sk = _scale_rows(tot, cnt)                                  # (scored folds, hb)
-    with np.errstate(invalid="ignore"):
-        Zr = np.where(M[:, :, None], E[None, :, :] / sk[:, None, :], np.nan)
-    q = _rules(Zr)                                              # (scored folds, 4)
+    kk, ff = np.nonzero(M)                  # the rows of every set, in fold order
+    q = _rules(E[ff] / sk[kk], kk)                              # (scored folds, 4)
     zk = E[ks] / sk
     fin = np.isfinite(zk)
     hits95 = int((fin & (zk >= q[:, :1]) & (zk <= q[:, 3:4])).sum())
