@@ -62,8 +62,8 @@ from capplan.errors import CapplanError, ConfigError, OutputError, SourceUnavail
 from capplan.report.fleet_document import build_fleet_document, rank_risks
 
 __all__ = ["FLEET_SCHEMA", "FleetSpec", "FleetResult", "load_fleet", "notebook_defaults",
-           "discover_services", "discovery_query", "dask_client", "map_tasks",
-           "analyse_service", "rank_risks", "build_fleet_document", "run_fleet"]
+           "discover_services", "discovery_query", "dask_client", "LOCAL_CLUSTER_CONFIG",
+           "map_tasks", "analyse_service", "rank_risks", "build_fleet_document", "run_fleet"]
 
 FLEET_SCHEMA = 1
 _FLEET_KEYS = ("scheduler", "workers", "top", "defaults", "services", "discover")
@@ -245,12 +245,26 @@ def discovery_query(selector: str, by: str) -> str:
 
 # --- Dask ----------------------------------------------------------------------------------------
 
+# The LocalCluster's Dask settings.  No statistical profiler: it keeps a call tree per second
+# of work for ~1,000 s, ~0.9 MiB/s on the growth fit's stacks (capplan.runner.fleet_series).
+# Slower housekeeping (defaults 20 ms, 500 ms, 100 ms, 100 ms): an idle 2-worker cluster used
+# 0.073 of a core for it, 0.015 with these; the tasks are seconds long, so nothing waits on it.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",                 # event-loop blocked watchdog
+    "distributed.admin.system-monitor.interval": "2s",       # dashboard CPU/memory samples
+    "distributed.worker.memory.monitor-interval": "1s",      # nanny's memory-limit check
+    "distributed.scheduler.work-stealing-interval": "1s",
+}
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.0):
     """A ``dask.distributed.Client``: to ``scheduler`` when given, else to a new LocalCluster
-    of ``workers`` processes with one thread each and Dask's statistical profiler off (its
-    memory grows with the work done, see :mod:`capplan.runner.fleet_series`), listening on
-    127.0.0.1 only (closed on exit).
+    of ``workers`` processes with one thread each and :data:`LOCAL_CLUSTER_CONFIG` (Dask's
+    statistical profiler off: its memory grows with the work done, see
+    :mod:`capplan.runner.fleet_series`; slower housekeeping), listening on 127.0.0.1 only
+    (closed on exit).
 
     Scripts that call this must guard their entry point with ``if __name__ == "__main__":``:
     worker processes are spawned and re-import the main module.
@@ -280,11 +294,9 @@ def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.
 
     import dask
 
-    # Workers without Dask's statistical profiler: it keeps a call tree per second of work for
-    # ~1,000 s, ~0.9 MiB/s on the growth fit's stacks (capplan.runner.fleet_series).  Nannies
-    # copy this config into the worker processes (also when they restart one); they already
-    # set OMP/OPENBLAS/MKL_NUM_THREADS=1 (distributed.nanny.pre-spawn-environ).
-    with warnings.catch_warnings(), dask.config.set({"distributed.worker.profile.enabled": False}):
+    # Nannies copy this config into the worker processes (also when they restart one); they
+    # already set OMP/OPENBLAS/MKL_NUM_THREADS=1 (distributed.nanny.pre-spawn-environ).
+    with warnings.catch_warnings(), dask.config.set(LOCAL_CLUSTER_CONFIG):
         # "Port 8787 is already in use": it picks another, fine
         warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
