@@ -1,8 +1,8 @@
 """The growth fit and its runway give the same numbers as the reference outputs (issue 16 item 3).
 
-``fixtures/growth_golden.npz`` holds ~40 input series (the fleet bench's synthetic series with
-steps and gaps, the dev and NAB real series, hourly, some with bounds (0, None) or (0, 100), one at
-a 2 h grain, one too short) and what :func:`capplan.models.growth.fit_forecast` and
+``fixtures/growth_golden.npz`` holds ~50 input series (the fleet bench's synthetic series with
+steps and gaps, the dev and NAB real series, hourly, some with bounds (0, None) or (0, 100), some at
+2 h, 30 min and 1 day grains, a constant one, one with a long gap, one too short) and what :func:`capplan.models.growth.fit_forecast` and
 :func:`capplan.models.growth.time_to_limit` returned for them when the fixture was written: the
 full mean and bands, members, scale, interval quantiles, backtest coverage and MASE, the model
 string, changes, trend, sample paths for a seed, and runway status / P / crossing dates for two
@@ -13,7 +13,8 @@ Regenerate (only for an intended change of the model, never to make a speed chan
 
     .venv/bin/python tests/test_growth_identity.py --write [DATA_ROOT]
 
-(DATA_ROOT defaults to the developers' shared folder ``../shared/data`` beside the checkout.)
+(DATA_ROOT defaults to the developers' shared folder ``../shared/data`` beside the checkout.)  The
+fixture was written by the code of commit efad512 (before the fleet speed work of issue 16 item 3).
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ def _cases(data_root: Path) -> list[dict]:
     add("synth13-short", _synthetic(13)[:300], start, bounds=(0, None))
     add("synth14-tiny", _synthetic(14)[:60], start, horizon=24)
     add("synth15-too-short", _synthetic(15)[:20], start, horizon=24)
+    add("synth16-daily-grain", _synthetic(16), start, grain="1D", horizon=14, bounds=(0, None))
+    add("synth17-15min-at-30min", _synthetic(17), start, freq="15min", grain="30min", horizon=96)
+    add("synth18-constant", np.full(500, 7.0), start, horizon=48, bounds=(0, 10))
+    y19 = _synthetic(19)
+    y19[300:700] = np.nan
+    add("synth19-long-gap", y19, start, horizon=168, bounds=(0, None))
     files = sorted(f for d in ("dev", "nab") for f in (data_root / d).glob("*.csv")
                    if f.name != "SOURCES.csv")
     for j, f in enumerate(files):
