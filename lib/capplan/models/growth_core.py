@@ -798,7 +798,7 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
                 (win, season_matrix(win, m, hb, folds), season_matrix(win, m, H, final))
         return prep_cache[key]
 
-    results: dict[Spec, tuple[float, np.ndarray, np.ndarray]] = {}
+    results: dict[Spec, tuple[float, np.ndarray]] = {}        # (backtest MAE, fold forecasts)
 
     def evaluate(spec: Spec) -> None:
         if spec in results:
@@ -814,7 +814,12 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         # = np.nanmean(err) when nothing is missing (the same sum and count), else nanmean
         score = float(tot / err.size) if np.isfinite(tot) else \
             float(np.nanmean(err)) if np.isfinite(err).any() else np.inf
-        results[spec] = (score, Fb, inv(forecast_matrix(win, spec, H, L, final, s_final))[0])
+        results[spec] = (score, Fb)
+
+    def final_forecast(spec: Spec) -> np.ndarray:
+        """The forecast from the last origin (only the combined candidates need it)."""
+        win, _, s_final = prepared(spec.transform, spec.period)
+        return tf[spec.transform][1](forecast_matrix(win, spec, H, L, final, s_final))[0]
 
     for m in [0, *periods]:
         for lv, lp in LEVELS:
@@ -826,7 +831,8 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
     ranked = sorted(results, key=lambda s: results[s][0])
     chosen = ranked[:TOP_K]
     Fb = np.mean([results[s][1] for s in chosen], axis=0)
-    mean = np.mean([results[s][2] for s in chosen], axis=0)
+    finals = [final_forecast(s) for s in chosen]
+    mean = np.mean(finals, axis=0)
     comb_err = np.abs(Y - Fb)
     comb_score = float(np.nanmean(comb_err)) if np.isfinite(comb_err).any() else float("nan")
     E = Y - Fb
@@ -851,7 +857,7 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
     s, q_int, zs, cov80, cov95 = calibrate(E_cal / sig[:, None], H, origins)
     tails = time_weighted_tails(E_cal / sig[:, None] / s[None, :hb], origins)
     s = s * sig_now
-    members = np.array([results[c][2] for c in chosen])
+    members = np.array(finals)
     block = int(max(1, round(BLOCK_FRACTION * L)))
     noise = noise_pool(zf["none"], chosen[0], prepared("none", chosen[0].period), L)
 
