@@ -794,8 +794,7 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
                     Sd = dp[0].S
             S = profiles.get(m, False) if profiles is not None and t == "none" and m else False
             win = prepare(zf[t], O, m, kmax, L, t_starts, l_starts, md, Sd, S)
-            prep_cache[key] = None if win is None else \
-                (win, season_matrix(win, m, hb, folds), season_matrix(win, m, H, final))
+            prep_cache[key] = None if win is None else (win, season_matrix(win, m, hb, folds))
         return prep_cache[key]
 
     results: dict[Spec, tuple[float, np.ndarray]] = {}        # (backtest MAE, fold forecasts)
@@ -806,7 +805,7 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
         got = prepared(spec.transform, spec.period)
         if got is None:
             return
-        win, s_folds, s_final = got
+        win, s_folds = got
         inv = tf[spec.transform][1]
         Fb = inv(forecast_matrix(win, spec, hb, L, folds, s_folds))
         err = np.abs(Y - Fb)
@@ -818,7 +817,8 @@ def run_core(y: np.ndarray, H: int, periods: dict[int, str], L: int,
 
     def final_forecast(spec: Spec) -> np.ndarray:
         """The forecast from the last origin (only the combined candidates need it)."""
-        win, _, s_final = prepared(spec.transform, spec.period)
+        win = prepared(spec.transform, spec.period)[0]
+        s_final = season_matrix(win, spec.period, H, final)
         return tf[spec.transform][1](forecast_matrix(win, spec, H, L, final, s_final))[0]
 
     for m in [0, *periods]:
