@@ -19,7 +19,9 @@ only estimated from >= 3 blocks (days at hourly grain) after the last detected c
 called *significantly upward* (the condition for a reported crossing) with >= 4 blocks and an OLS
 t statistic >= 2.5 on the block medians.
 
-Model family (lean numpy: a 2,000-point hourly series fits in ~15-30 ms of CPU).  Each candidate is
+Model family (lean numpy: a 2,000-point hourly series fits in ~12-15 ms of CPU, its runway in
+~4 ms more; every component is computed at all backtest origins at once,
+:mod:`capplan.models.growth_windows`).  Each candidate is
 ``forecast(t+h) = level + trend(h) + season(t+h)`` in a transformed space:
 
 * season: none, daily, or weekly profile.  Daily: the per-phase median, over the last 14 days of
@@ -67,7 +69,7 @@ predicts the coverage of the final forecast (on the dev set: mean reported 0.87 
 at 95 %; ``bench/forecast_accuracy.py``); a warning is added when the 95 % one is below 85 %.
 Weekly seasonality (item 3) is considered from two weeks of history: the daily profile plus the
 weekly departure from it, shrunk toward the daily profile by an empirical-Bayes factor
-(:func:`growth_core.weekly_profile`).
+(:func:`growth_windows.weekly_profile`).
 Sample paths and the runway probability: :mod:`capplan.models.forecast` (joint paths: level
 random walk + residual block bootstrap + ensemble members), :mod:`capplan.models.runway_prob`
 (the reported P: the paths' share calibrated on real series with the historical analog) and
