@@ -7,6 +7,7 @@ with the components at every origin from :mod:`capplan.models.growth_windows`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,11 +132,14 @@ SEPARATION = 1.0     # reported coverage: calibrate fold k on folds >= SEPARATIO
 PESSIMISM = 1.0      # quantile over folds of the per-fold error quantiles (see calibrate)
 
 
+_UP = np.asarray(QUANTS) > 0.5      # the upper quantiles among QUANTS
+
+
 def _fold_rule(pooled_q: np.ndarray, per: np.ndarray) -> np.ndarray:
     """Widen pooled quantiles (at QUANTS) to the PESSIMISM-quantile of the per-fold ones."""
     if per.shape[0] < 3:
         return pooled_q
-    up = np.asarray(QUANTS) > 0.5
+    up = _UP
     if PESSIMISM >= 1.0:
         qf = np.where(up, per.max(axis=0), per.min(axis=0))
     else:
@@ -149,8 +153,8 @@ def _pooled_q(z: np.ndarray) -> np.ndarray:
     n = z.size
     if n == 0:
         return np.zeros(len(QUANTS))
-    k = [min(n - 1, int(np.ceil((n + 1) * a)) - 1) if a > 0.5
-         else max(0, int(np.floor((n + 1) * a)) - 1) for a in QUANTS]
+    k = [min(n - 1, math.ceil((n + 1) * a) - 1) if a > 0.5
+         else max(0, math.floor((n + 1) * a) - 1) for a in QUANTS]
     return np.partition(z, k)[k]
 
 
