@@ -286,9 +286,12 @@ def fit_forecast(y: pd.Series, *, horizon: int, grain: str = "1h",
     mean = res.mean
     cols = np.stack([mean, mean + zq[1] * res.scale, mean + zq[2] * res.scale,
                      mean + zq[0] * res.scale, mean + zq[3] * res.scale], axis=1)
-    frame = pd.DataFrame(_clip_like_pandas(cols, lo, hi), columns=list(COLS),
-                         index=pd.DatetimeIndex(hist.index[-1] + step * np.arange(1, horizon + 1),
-                                                name="timestamp"))
+    # the steps after the history (freq None, as the index used to be built from the sum of the
+    # last timestamp and an array of steps, element by element)
+    future = pd.DatetimeIndex(pd.date_range(hist.index[-1] + step, periods=horizon, freq=step,
+                                            name="timestamp"), freq=None)
+    frame = pd.DataFrame(_clip_like_pandas(cols, lo, hi), columns=_frame_columns().copy(),
+                         index=future)
     m0 = min(periods, default=1)
     sn = np.abs(values[m0:] - values[:-m0]) if n > m0 else np.abs(np.diff(values))
     sn_mae = float(np.nanmean(sn)) if np.isfinite(sn).any() else float("nan")
@@ -320,6 +323,13 @@ def fit_forecast(y: pd.Series, *, horizon: int, grain: str = "1h",
                     season=periods.get(res.specs[0].period, "none"), scale=res.scale,
                     path_knots=knots, members=_clip_members(res.members, lo, hi),
                     block=res.block, noise=res.noise)
+
+
+@functools.cache
+def _frame_columns() -> pd.Index:
+    """The frame's column labels, built once (each frame gets its own shallow copy, so that
+    renaming one frame's columns cannot touch another's)."""
+    return pd.Index(COLS)
 
 
 def _clip_like_pandas(a: np.ndarray, lo, hi) -> np.ndarray:
