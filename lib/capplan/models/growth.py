@@ -137,7 +137,7 @@ def _resample(y: pd.Series, grain: str) -> tuple[pd.Series, list[str], pd.Timede
     hist = _on_grain(s, step)
     if hist is None:
         hist = s.resample(step).mean()
-    ok = hist.notna().to_numpy()
+    ok = ~np.isnan(hist.to_numpy(float))
     if ok.any():
         first, last = np.flatnonzero(ok)[[0, -1]]
         hist = hist.iloc[first:last + 1]
@@ -220,7 +220,7 @@ def detect_changes(y: pd.Series, *, grain: str = "1h", max_changes: int = 5,
 
 
 def _check_history(hist: pd.Series, grain: str, name) -> int:
-    n_obs = int(hist.notna().sum())
+    n_obs = int(np.count_nonzero(~np.isnan(hist.to_numpy(float))))
     if n_obs < MIN_HISTORY:
         what = f"series {name!r}" if name else "series"
         raise InsufficientData(f"{what}: too little history to forecast at grain {grain}",
