@@ -424,10 +424,12 @@ class PostgresStore(Store):
         known = [self._known.get(k[:3]) for k in keys]
         if any(s is None or (s[1], s[2]) != (k[3], k[4]) for s, k in zip(known, keys)):
             return False  # a new series or a kind/unit clash: the general path creates or refuses
+        conn = self._c()
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            return False  # inside a transaction the Sync would not commit: the general path
         self._prepare_write(int(ts.min()), int(ts.max()))
         ids = np.array([s[0] for s in known], dtype=np.int64)
         sid = np.repeat(ids, np.diff(bounds))
-        conn = self._c()
         try:
             # no Sync before the pipeline ends: both statements form one implicit transaction,
             # committed at the Sync, or rolled back whole if either fails
