@@ -143,8 +143,8 @@ def _report(label: str, r: dict) -> str:
             f"{min(on_core, default=0):.2f}-{max(on_core, default=0):.2f}; "
             f"{1000 * r['cpu_s'] / max(r['series'], 1):.1f} CPU-ms a series in fits "
             f"({1000 * r['worker_cpu_s'] / max(r['series'], 1):.1f} worker process); load "
-            f"{r['load_before']} -> {r['load_after']}, other processes {r['other_cores']} cores, ours "
-            f"outside the fits {r['overhead_cores']} cores; "
+            f"{r['load_before']} -> {r['load_after']}, other processes {r['other_cores']} cores, "
+            f"ours outside the fits {r['overhead_cores']} cores; "
             f"RSS client peak {r['client_peak_rss_mb']:.0f} MiB, worker after first -> last "
             f"chunk {rss} MiB; profiler on {r['worker_profiler_on']}; {r['counts']}")
 
@@ -181,7 +181,7 @@ def main() -> None:
           f"/proc/loadavg before start: {open('/proc/loadavg').read().strip()}", flush=True)
     tmp = tempfile.mkdtemp(prefix="capplan-fleet-bench-")
     r1 = r2 = rb = rr = None
-    speedup = None
+    speedup = on1 = on2 = None
     if a.small:
         r1 = run(a.small, a.small_chunk, 1, os.path.join(tmp, "small-1"))
         print(_report(f"{a.small} series, 1 worker ", r1), flush=True)
@@ -207,9 +207,7 @@ def main() -> None:
     print(json.dumps({
         "fleet_10000_s": round(rb["wall_s"], 1) if rb and a.series == 10_000 else None,
         "speedup_1_to_2": round(speedup, 2) if speedup else None,
-        "speedup_on_core": round(r1["wall_s"] * min(w["cpu_share"] for w in r1["workers"].values())
-                                 / (r2["wall_s"] * min(w["cpu_share"] for w in r2["workers"].values())), 2)
-        if speedup else None,
+        "speedup_on_core": round(r1["wall_s"] * on1 / (r2["wall_s"] * on2), 2) if speedup else None,
         "peak_rss_mb": round(max(peak["client_peak_rss_mb"], peak["worker_peak_rss_mb"]), 1)
         if peak else None,
         "peak_rss_series": peak["series"] if peak else None,

@@ -20,9 +20,10 @@ by Dask like any task.
 Worker memory: Dask's statistical profiler (``distributed.worker.profile``, on by default)
 samples the task thread's stack every 10 ms and keeps one call tree per second for the last
 ``distributed.admin.low-level-log-length`` (1,000) seconds.  On these deep numpy stacks that is
-~0.9 MiB of dicts per second of fitting, i.e. a worker grows by ~850 MiB over its first ~17
-minutes whatever the chunk size (measured: 140k -> 169k Python objects, 216 -> 239 MiB over 100
-chunks of 5 series; without the profiler 210.9 -> 215.5 MiB over 200 chunks).
+~0.9 MiB of dicts per second of fitting, i.e. a worker grows with the time it has spent fitting,
+up to roughly 0.9 GiB after ~17 minutes, whatever the chunk size (measured: 140k -> 169k Python
+objects, 216 -> 239 MiB over 100 chunks of 5 series; without the profiler 210.9 -> 215.5 MiB
+over 200 chunks).
 :func:`capplan.runner.fleet.dask_client` starts LocalCluster workers without it; on an existing
 cluster start the workers with ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``.
 :func:`fit_series_fleet` counts the workers that still profile (``worker_profiler_on``) and warns.
@@ -267,7 +268,8 @@ class SeriesSink:
                             # share of the worker's span (first start to last stop) in tasks,
                             # and of that busy time it got on a core
                             "busy_share": round(w["busy_s"] / span, 3) if span > 0 else None,
-                            "cpu_share": round(w["cpu_s"] / w["busy_s"], 3) if w["busy_s"] else None,
+                            "cpu_share": (round(w["cpu_s"] / w["busy_s"], 3) if w["busy_s"]
+                                          else None),
                             "rss_first_mb": w["rss_first_mb"], "rss_last_mb": w["rss_last_mb"],
                             "rss_max_mb": w["rss_max_mb"], "peak_rss_mb": w["peak_rss_mb"],
                             "rss_trace": w["rss_trace"] + [[w["chunks"], w["rss_last_mb"]]]}
@@ -310,10 +312,11 @@ def fit_series_fleet(client, load: Callable, keys: Iterable, *, out_dir: str | P
         in_flight = 2 * nthreads
     profiling = profiling_workers(client)
     if profiling:
-        warnings.warn(f"{len(profiling)} Dask worker(s) run the statistical profiler ({profiling[0]}"
-                      f"{', ...' if len(profiling) > 1 else ''}): it keeps ~0.9 MiB a second of "
-                      "fitting for ~1,000 s, so worker memory is not bounded by the chunk. Start "
-                      "the workers with DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False "
+        warnings.warn(f"{len(profiling)} Dask worker(s) run the statistical profiler "
+                      f"({profiling[0]}{', ...' if len(profiling) > 1 else ''}): it keeps "
+                      "~0.9 MiB a second of fitting for ~1,000 s, so worker memory is not "
+                      "bounded by the chunk. Start the workers with "
+                      "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False "
                       "(capplan.runner.fleet.dask_client does for a LocalCluster)",
                       RuntimeWarning, stacklevel=2)
     fn = functools.partial(fit_chunk, load=load, horizon=horizon, grain=grain, bounds=bounds)
