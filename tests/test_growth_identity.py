@@ -14,7 +14,9 @@ Regenerate (only for an intended change of the model, never to make a speed chan
     .venv/bin/python tests/test_growth_identity.py --write [DATA_ROOT]
 
 (DATA_ROOT defaults to the developers' shared folder ``../shared/data`` beside the checkout.)  The
-fixture was written by the code of commit efad512 (before the fleet speed work of issue 16 item 3).
+fixture was written by the code of commit efad512 (before the fleet speed work of issue 16 item 3),
+and rewritten once after it, for an intended change: the P(cross) coefficients re-fitted on the
+loss of the probability as reported (runway_prob.fit_coef); only runway P and dates moved.
 """
 
 from __future__ import annotations

@@ -79,3 +79,23 @@ def test_dates_follow_the_calibrated_p():
         ft = ft[np.isfinite(ft)]
         k = ft[max(0, int(np.ceil(0.5 / rw.p_cross_within_horizon * ft.size)) - 1)]
         assert rw.crossing == fc.frame.index[int(k)]
+
+
+def test_fit_coef_fits_the_reported_probability_and_keeps_it_monotone():
+    """fit_coef minimises the Brier score of P as reported (TRUST rule applied), and keeps
+    c1..c3 >= 0 even when the cases pull a coefficient negative."""
+    rng = np.random.default_rng(7)
+    n = 600
+    pw = rng.uniform(0, 1, n)
+    pa = rng.uniform(0, 1, n)
+    pp = np.clip(pw - rng.uniform(0, 0.3, n), 0, 1)
+    true = rp.calibrated(pp, pw, pa, coef=(-1.0, 0.0, 1.5, 1.0), digits=None)
+    hit = rng.uniform(size=n) < true
+    b = rp.fit_coef(pp, pw, pa, hit)
+    assert b.shape == (4,) and np.all(b[1:] >= 0)
+    got = rp.calibrated(pp, pw, pa, coef=b, digits=None)
+    assert np.mean((got - hit) ** 2) <= np.mean((true - hit) ** 2) + 1e-9   # in-sample optimum
+    assert np.mean(np.abs(got - true)) < 0.05
+    # hits that fall as the path share rises would want c1 < 0: it stays at its bound
+    hit2 = rng.uniform(size=n) < np.clip(0.6 - 0.5 * pp, 0, 1)
+    assert rp.fit_coef(pp, pw, pa, hit2)[1] == 0.0
