@@ -64,18 +64,31 @@ def test_long_format_parquet_with_label_columns(tmp_path):
     assert set(df["kind"]) == {"counter"} and set(df["source"]) == {"worker:jobs"}
 
 
-def test_bad_value_names_file_and_line(tmp_path):
+def test_bad_value_names_file_and_line_but_never_quotes_the_cell(tmp_path):
     p = _write(tmp_path, "bad.csv", "timestamp,value\n2026-01-01T00:00:00Z,1\n"
-                                    "2026-01-01T00:01:00Z,12 ms\n")
+                                    "2026-01-01T00:01:00Z,hunter2-s3cret\n")
     with pytest.raises(ParseError) as err:
         read_export({"path": str(p), "value": "value", "metric": "x_seconds"})
-    assert err.value.line == 3 and f"{p}:3" in str(err.value) and "'12 ms'" in str(err.value)
+    text = str(err.value) + " ".join(map(str, err.value.args))
+    assert err.value.line == 3 and f"{p}:3" in text
+    assert "14-character cell with digits, letters, other characters" in text
+    assert "hunter2" not in text and "s3cret" not in text
 
 
-def test_bad_timestamp_names_file_and_line(tmp_path):
-    p = _write(tmp_path, "bad.csv", "timestamp,value\nyesterday noon,1\n")
-    with pytest.raises(ParseError, match=r"bad\.csv:2: timestamp 'yesterday noon'"):
+def test_bad_timestamp_names_file_and_line_but_never_quotes_the_cell(tmp_path):
+    p = _write(tmp_path, "bad.csv", "timestamp,value\npassword=swordfish,1\n")
+    with pytest.raises(ParseError, match=r"bad\.csv:2: timestamp is not a time \(a 18-character"
+                       ) as err:
         read_export({"path": str(p), "value": "value", "metric": "x_seconds"})
+    assert "swordfish" not in str(err.value) + repr(err.value)
+
+
+def test_bad_metric_name_cell_is_not_quoted(tmp_path):
+    p = _write(tmp_path, "long.csv", "timestamp,metric,value\n2026-01-01T00:00:00Z,Token abc123!,1\n")
+    with pytest.raises(ParseError, match="metric name is not snake_case") as err:
+        read_export({"path": str(p), "layout": "long", "metric_column": "metric",
+                     "value": "value"})
+    assert "abc123" not in str(err.value) + repr(err.value)
 
 
 def test_negative_counter_and_missing_column_and_zone(tmp_path):

@@ -184,6 +184,17 @@ def _col(df: pd.DataFrame, name: object, key: str, p: Path) -> pd.Series:
     return df[name]
 
 
+def _shape(text: str) -> str:
+    """What a bad cell looks like, without quoting it (a cell may hold anything, secrets
+    included): its length and which kinds of characters it has."""
+    kinds = [name for name, test in (("digits", str.isdigit), ("letters", str.isalpha),
+                                     ("spaces", str.isspace))
+             if any(test(ch) for ch in text)]
+    if any(not (ch.isalnum() or ch.isspace()) for ch in text):
+        kinds.append("other characters")
+    return f"a {len(text)}-character cell with {', '.join(kinds) or 'nothing'}"
+
+
 def _where(p: Path, word: str, offset: int, i: int) -> dict:
     return ({"path": str(p), "line": offset + i} if word == "line"
             else {"path": f"{p} (row {i + 1})"})
@@ -210,8 +221,8 @@ def _timestamps(col: pd.Series, tz: str, p: Path, word: str, offset: int) -> pd.
                     raise ValueError("empty")
                 ts = ts.tz_localize(tz) if ts.tzinfo is None else ts
                 ts = ts.tz_convert("UTC")
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ParseError(f"timestamp {text!r} is not a time ({exc})",
+        except (ValueError, TypeError, OverflowError):
+            raise ParseError(f"timestamp is not a time ({_shape(text)})",
                              **_where(p, word, offset, i),
                              hint="use ISO 8601 (2026-01-01T00:00:00Z) or epoch seconds/ms"
                              ) from None
@@ -233,7 +244,8 @@ def _values(col: pd.Series, p: Path, word: str, offset: int, kind: str) -> np.nd
                 v[i] = float(text.replace(",", "")) if re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d*)?",
                                                                     text) else float(text)
             except ValueError:
-                raise ParseError(f"value {text!r} is not a number", **_where(p, word, offset, i),
+                raise ParseError(f"value is not a number ({_shape(text)})",
+                                 **_where(p, word, offset, i),
                                  hint="values must be plain numbers (units in params, not cells)"
                                  ) from None
     if kind == "counter":
@@ -274,7 +286,7 @@ def read_export(entry: Mapping, *, base: Path | None = None, key: str = "files[0
             names = _col(df, e["metric_column"], f"{key}.metric_column", p).astype(str)
             for i, n in enumerate(names.tolist()):
                 if not _METRIC_RE.match(n):
-                    raise ParseError(f"metric name {n!r} is not snake_case",
+                    raise ParseError(f"metric name is not snake_case ({_shape(n)})",
                                      **_where(p, word, offset, i),
                                      hint="capplan metric names look like api_request_rate")
         else:
