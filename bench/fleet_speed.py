@@ -10,8 +10,8 @@
    100,000; the same path), and each worker's resident size after its first and its last chunk
    (and after its chunks 1, 2, 4, 8, ...): memory bounded by the chunk means last ~ first,
    whatever the number of chunks.  Workers are new processes for every run; the client's peak
-   is this process's over all runs so far.  On the shared 2-core VM 100,000 series took ~40 min
-   at 30-40 CPU-ms a series.
+   is this process's over all runs so far.  At 30-40 CPU-ms a series (measured on the shared
+   2-core VM) 100,000 series need ~25-35 min of two whole cores (an estimate).
 
 Any part is skipped with 0 (``--small 0 --series 0 --rss-series 100000`` measures memory only).
 
