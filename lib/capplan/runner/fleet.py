@@ -255,6 +255,12 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.admin.system-monitor.interval": "2s",       # dashboard CPU/memory samples
     "distributed.worker.memory.monitor-interval": "1s",      # nanny's memory-limit check
     "distributed.scheduler.work-stealing-interval": "1s",
+    # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in every worker: glibc then gives freed
+    # memory back at once and stops adapting its mmap threshold, so each of the fit's arrays
+    # above 128 KiB is a fresh mmap with page faults -- it doubled the CPU per series (15.3 ->
+    # 30.1 ms, bench/fleet_speed.py's series in one process).  None unsets it (distributed's
+    # rule for pre-spawn-environ); worker RSS stays bounded by the chunk (the bench prints it).
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
 }
 
 
