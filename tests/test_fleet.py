@@ -319,18 +319,18 @@ def _fit_and_count(keys, load):
     return len(gc.get_objects()), rss_mb()
 
 
-def test_worker_memory_does_not_grow_with_the_number_of_chunks():
+def test_worker_memory_does_not_grow_with_the_number_of_chunks(monkeypatch):
     """A LocalCluster worker from dask_client after chunk 15 and after chunk 45: the same live
     objects (within 300) and resident size (within 4 MiB).  Measured +155 to +182 objects (120 of
     them dead weakrefs in two pandas copy-on-write reference lists, which pandas prunes once they
     pass 500), +0.1 MiB; with Dask's profiler on (the default outside dask_client) +599 to +2,289
     objects, and this fails.  Dask's own bounded logs (stimuli, transitions: ``low-level-log-length`` entries) are made short so
     they are full before chunk 15; the profiler keeps that many 1-s cycles, longer than this."""
-    import dask
-
     # (the worker processes are spawned with this sys.path, so this module imports there)
-    with dask.config.set({"distributed.admin.low-level-log-length": 40}), \
-            dask_client("", workers=1) as client:
+    from capplan.runner.fleet import LOCAL_CLUSTER_CONFIG
+
+    monkeypatch.setitem(LOCAL_CLUSTER_CONFIG, "distributed.admin.low-level-log-length", 40)
+    with dask_client("", workers=1) as client:
         client.run(lambda: __import__("capplan.models.growth"))
 
         def run(a, b):

@@ -119,11 +119,11 @@ def _fleet_cmd(params: Path, outputs: Path, *extra: str) -> list[str]:
 def test_killed_worker_on_a_real_cluster_gives_the_local_cluster_results(tmp_path):
     from dask.distributed import Client
 
-    params = tmp_path / "cluster-fleet.yaml"
-    params.write_text(yaml.safe_dump(FLEET, sort_keys=False))
     from capplan.runner.fleet import dask_client
     from capplan.runner.fleet_series import WORKER_ENV, profiling_workers
 
+    params = tmp_path / "cluster-fleet.yaml"
+    params.write_text(yaml.safe_dump(FLEET, sort_keys=False))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # _load_series runs on the workers, and the scheduler unpickles the task graph: its module
     # must be importable on both, as any load function's

@@ -261,6 +261,11 @@ LOCAL_CLUSTER_CONFIG = {
     # 30.1 ms, bench/fleet_speed.py's series in one process).  None unsets it (distributed's
     # rule for pre-spawn-environ); worker RSS stays bounded by the chunk (the bench prints it).
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # Dask keeps the last N messages of every batched stream (scheduler -> each worker, client ->
+    # scheduler), each with its task spec, and N stimuli/transitions per worker: at the default
+    # 1,000 the client process grew ~8 KiB a task (client peak 199 -> 217 MiB over 1,000 chunks);
+    # 100 cut a no-op stream's growth from ~13 to ~3 MiB per 1,500 tasks (the rest: not found).
+    "distributed.admin.low-level-log-length": 100,
 }
 
 
@@ -308,7 +313,7 @@ def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None,
                                silence_logs=logging.ERROR)
-    client = Client(cluster)
+        client = Client(cluster)
     try:
         yield client
     finally:

@@ -46,9 +46,10 @@ __all__ = ["ROW_FIELDS", "fit_chunk", "stream_map", "SeriesSink", "fit_series_fl
            "peak_rss_mb", "rss_mb", "profiling_workers", "WORKER_ENV"]
 
 # The environment a `dask worker` needs for bounded memory and one core per process (a Nanny,
-# the default, already sets the last four; `--no-nanny` workers do not).
-WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
-              "MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1",
+# the default, already sets the BLAS threads; `--no-nanny` workers do not).  Not
+# MALLOC_TRIM_THRESHOLD_ (a Nanny sets 65536): it doubled the CPU per series (see
+# capplan.runner.fleet.LOCAL_CLUSTER_CONFIG).
+WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False", "OMP_NUM_THREADS": "1",
               "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 ROW_FIELDS = ("key", "status", "error", "model", "n_obs", "last", "mean_end", "lo95_end",
