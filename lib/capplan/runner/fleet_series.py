@@ -2,7 +2,8 @@
 
 The per-series growth model (:func:`capplan.models.growth.fit_forecast`: change detection,
 Theil-Sen trends, a rolling-origin backtest, cross-fitted conformal intervals) is fitted one
-series at a time; it is *not* vectorised across series here.  What this module bounds is the
+series at a time (its backtest over all origins is one numpy pass, but series are not batched
+together: :mod:`capplan.models.growth_windows`).  What this module bounds is the
 memory and the shipping: series are loaded on the worker, fitted in chunks, and each chunk comes
 back as a few small rows (no history, no sample paths) that are appended to ``series.csv`` as
 they arrive, while the fleet summary keeps only counts and the ``top`` most urgent rows.  At
