@@ -115,4 +115,7 @@ def test_fuzz_usl_case_count(request):
         pytest.skip("counts cover the whole module; run all of tests/test_fuzz_usl.py")
     report(request, "USL model fuzz", ("usl fits", "usl documents"), minimum=500)
     report(request, "USL model fuzz cases that reached a fit", ("usl fits: fitted",), minimum=0)
-    assert CASES["usl fits: fitted"] >= 100, "the generator must reach the optimiser"
+    # The share of generated inputs that fit varies with what ran before in the same process
+    # (111 alone, 112 after test_fuzz_cli, 95 in one full-suite run, of 300): the floor only
+    # checks that the generator reaches the optimiser at all, with room for that variation.
+    assert CASES["usl fits: fitted"] >= 50, "the generator must reach the optimiser"
