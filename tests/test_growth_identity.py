@@ -213,15 +213,6 @@ def test_refit_matches_golden(case, golden):
     assert not bad, f"{case['name']}: " + "; ".join(bad)
 
 
-def test_wide_paths_are_runway_prob_widened():
-    """Forecast.runway_wide_paths widens in place; it must stay runway_prob.widened exactly."""
-    from capplan.models.runway_prob import widened
-    c = next(c for c, g in CASES if c["name"] == "synth1")
-    fc = fit_forecast(_series(c), horizon=c["horizon"], grain=c["grain"], bounds=c["bounds"])
-    want = fc._clip(widened(fc.runway_paths, fc.frame["mean"].to_numpy()))
-    assert np.array_equal(fc.runway_wide_paths, want)
-
-
 if __name__ == "__main__":
     if "--write" in sys.argv:
         rest = [a for a in sys.argv[1:] if a != "--write"]

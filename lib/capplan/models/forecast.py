@@ -109,13 +109,8 @@ class Forecast:
         """:attr:`runway_paths` with their departures from the mean widened
         :data:`capplan.models.runway_prob.WIDEN` times, clipped to bounds (one of the readings
         behind the calibrated crossing probability)."""
-        from capplan.models.runway_prob import WIDEN
-        mean = self.frame["mean"].to_numpy()[None, :]
-        # runway_prob.widened(paths, mean), i.e. mean + WIDEN * (paths - mean), in place (the
-        # same operations; tests/test_growth_identity.py checks that the two agree exactly)
-        wide = self.runway_paths - mean
-        wide *= WIDEN
-        wide += mean
+        from capplan.models.runway_prob import widened
+        wide = widened(self.runway_paths, self.frame["mean"].to_numpy())
         return self._clip(wide, out=wide)
 
     def error_quantile(self, u) -> np.ndarray:

@@ -142,8 +142,13 @@ def _first(hit: np.ndarray) -> np.ndarray:
 
 
 def widened(paths: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """The paths' departures from ``mean`` widened WIDEN times (clip to bounds afterwards)."""
-    return mean[None, :] + WIDEN * (paths - mean[None, :])
+    """The paths' departures from ``mean`` widened WIDEN times (clip to bounds afterwards): a new
+    array, ``mean + WIDEN * (paths - mean)`` computed in place in it (one (n, H) allocation)."""
+    m = mean[None, :]
+    out = paths - m
+    out *= WIDEN
+    out += m
+    return out
 
 
 def readings(paths: np.ndarray, wide: np.ndarray, hist: np.ndarray, limit: float,
