@@ -307,6 +307,10 @@ def dask_client(scheduler: str = "", *, workers: int = 2, timeout_s: float = 30.
 
     # Nannies copy this config into the worker processes (also when they restart one); they
     # already set OMP/OPENBLAS/MKL_NUM_THREADS=1 (distributed.nanny.pre-spawn-environ).
+    # A nanny started earlier in this process (another LocalCluster) left Dask's value in our own
+    # environment, which new workers would inherit: drop Dask's value (a user's own stays).
+    if os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536":
+        del os.environ["MALLOC_TRIM_THRESHOLD_"]
     with warnings.catch_warnings(), dask.config.set(LOCAL_CLUSTER_CONFIG):
         # "Port 8787 is already in use": it picks another, fine
         warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
